@@ -1,0 +1,64 @@
+//! `palisade`: train SigLIP and PaLI-style models. Wiring only: parse, then call the crates.
+
+mod cmd_bench;
+mod cmd_data;
+mod cmd_eval;
+mod cmd_forward;
+mod cmd_import;
+mod cmd_train;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+
+/// palisade: SigLIP and PaLI-3 style vision-language training.
+#[derive(Parser, Debug)]
+#[command(name = "palisade", version, about, propagate_version = true)]
+struct Cli {
+    /// Log filter (e.g. `info`, `debug`, `palisade_trainer=debug`); RUST_LOG also works.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model from a YAML experiment config.
+    Train(cmd_train::Args),
+    /// Evaluate a checkpoint on the held-out data a config names.
+    Eval(cmd_eval::Args),
+    /// Make, inspect and convert data shards.
+    #[command(subcommand)]
+    Data(cmd_data::Command),
+    /// Import weights saved by other frameworks.
+    #[command(subcommand)]
+    Import(cmd_import::Command),
+    /// Run a checkpoint on tensors from a safetensors file and write its outputs.
+    Forward(cmd_forward::Args),
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(cmd_bench::Command),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let result = match cli.command {
+        Command::Train(a) => cmd_train::run(a),
+        Command::Eval(a) => cmd_eval::run(a),
+        Command::Data(c) => cmd_data::run(c),
+        Command::Import(c) => cmd_import::run(c),
+        Command::Forward(a) => cmd_forward::run(a),
+        Command::Bench(c) => cmd_bench::run(c),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

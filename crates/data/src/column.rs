@@ -1,0 +1,115 @@
+//! Typed read access to Arrow columns that may come in several physical encodings.
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryViewArray, Int32Array, Int64Array, LargeBinaryArray,
+    LargeStringArray, StringArray, StringViewArray,
+};
+
+/// A column read as text: any string encoding, or integers rendered in decimal.
+#[derive(Debug, Clone)]
+pub(crate) enum TextColumn {
+    Utf8(StringArray),
+    Large(LargeStringArray),
+    View(StringViewArray),
+    Int32(Int32Array),
+    Int64(Int64Array),
+}
+
+impl TextColumn {
+    /// Wraps `array` if it has a text-like type.
+    pub(crate) fn new(array: &ArrayRef) -> Option<TextColumn> {
+        let any = array.as_any();
+        if let Some(a) = any.downcast_ref::<StringArray>() {
+            return Some(TextColumn::Utf8(a.clone()));
+        }
+        if let Some(a) = any.downcast_ref::<LargeStringArray>() {
+            return Some(TextColumn::Large(a.clone()));
+        }
+        if let Some(a) = any.downcast_ref::<StringViewArray>() {
+            return Some(TextColumn::View(a.clone()));
+        }
+        if let Some(a) = any.downcast_ref::<Int32Array>() {
+            return Some(TextColumn::Int32(a.clone()));
+        }
+        any.downcast_ref::<Int64Array>()
+            .map(|a| TextColumn::Int64(a.clone()))
+    }
+
+    /// The value at `row`, or `None` when null or out of range.
+    pub(crate) fn get(&self, row: usize) -> Option<String> {
+        fn valid(a: &dyn Array, row: usize) -> bool {
+            row < a.len() && a.is_valid(row)
+        }
+        match self {
+            TextColumn::Utf8(a) => valid(a, row).then(|| a.value(row).to_string()),
+            TextColumn::Large(a) => valid(a, row).then(|| a.value(row).to_string()),
+            TextColumn::View(a) => valid(a, row).then(|| a.value(row).to_string()),
+            TextColumn::Int32(a) => valid(a, row).then(|| a.value(row).to_string()),
+            TextColumn::Int64(a) => valid(a, row).then(|| a.value(row).to_string()),
+        }
+    }
+}
+
+/// A column read as bytes: any binary encoding.
+#[derive(Debug, Clone)]
+pub(crate) enum BytesColumn {
+    Binary(BinaryArray),
+    Large(LargeBinaryArray),
+    View(BinaryViewArray),
+}
+
+impl BytesColumn {
+    /// Wraps `array` if it has a binary type.
+    pub(crate) fn new(array: &ArrayRef) -> Option<BytesColumn> {
+        let any = array.as_any();
+        if let Some(a) = any.downcast_ref::<BinaryArray>() {
+            return Some(BytesColumn::Binary(a.clone()));
+        }
+        if let Some(a) = any.downcast_ref::<LargeBinaryArray>() {
+            return Some(BytesColumn::Large(a.clone()));
+        }
+        any.downcast_ref::<BinaryViewArray>()
+            .map(|a| BytesColumn::View(a.clone()))
+    }
+
+    /// The bytes at `row`, or `None` when null or out of range.
+    pub(crate) fn get(&self, row: usize) -> Option<&[u8]> {
+        fn valid(a: &dyn Array, row: usize) -> bool {
+            row < a.len() && a.is_valid(row)
+        }
+        match self {
+            BytesColumn::Binary(a) => valid(a, row).then(|| a.value(row)),
+            BytesColumn::Large(a) => valid(a, row).then(|| a.value(row)),
+            BytesColumn::View(a) => valid(a, row).then(|| a.value(row)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn text_column_reads_strings_ints_and_nulls() {
+        let a: ArrayRef = Arc::new(LargeStringArray::from(vec![Some("x"), None]));
+        let c = TextColumn::new(&a).unwrap();
+        assert_eq!(c.get(0).as_deref(), Some("x"));
+        assert_eq!(c.get(1), None);
+        assert_eq!(c.get(2), None);
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![42]));
+        assert_eq!(TextColumn::new(&a).unwrap().get(0).as_deref(), Some("42"));
+        let a: ArrayRef = Arc::new(BinaryArray::from(vec![b"x".as_ref()]));
+        assert!(TextColumn::new(&a).is_none());
+    }
+
+    #[test]
+    fn bytes_column_reads_binary_and_nulls() {
+        let a: ArrayRef = Arc::new(BinaryArray::from(vec![Some(b"ab".as_ref()), None]));
+        let c = BytesColumn::new(&a).unwrap();
+        assert_eq!(c.get(0), Some(b"ab".as_ref()));
+        assert_eq!(c.get(1), None);
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["x"]));
+        assert!(BytesColumn::new(&a).is_none());
+    }
+}

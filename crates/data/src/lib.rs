@@ -1,0 +1,20 @@
+//! Data for palisade: specs, Parquet shards, image preprocessing, tokenizer, synthetic
+//! scenes and the streaming loader. Knows nothing of models.
+
+mod atomic;
+mod column;
+pub mod error;
+pub mod image_ops;
+pub mod loader;
+pub mod shards;
+pub mod spec;
+pub mod synth;
+pub mod tokenizer;
+
+pub use error::{DataError, Result};
+pub use image_ops::{decode_rgb, to_model_input};
+pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig};
+pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
+pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
+pub use synth::{write_shapes, ShapesConfig, ShapesSummary, COLORS, SHAPES};
+pub use tokenizer::{train_tokenizer_for, TextTokenizer};

@@ -1,0 +1,275 @@
+//! Streaming loader: shuffled, sharded across ranks, resumable, one row group in memory.
+//!
+//! The unit of work is a (shard, row group). Each epoch the units are permuted from
+//! (seed, epoch), rank `r` of `world` takes every `world`-th unit from position `r`, and the
+//! rows inside a unit are permuted from (seed, epoch, unit). A [`Cursor`] names the next
+//! row exactly, so [`Loader::seek`] resumes bit-for-bit.
+
+mod plan;
+mod prep;
+mod source;
+mod stream;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use plan::Cursor;
+pub use source::{ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
+
+use crate::error::{DataError, Result};
+use crate::shards::ShardIndex;
+use crate::spec::DataSpec;
+use crate::tokenizer::TextTokenizer;
+use prep::{BatchBuilder, Prep};
+use source::Source;
+use stream::RowStream;
+
+/// Everything a [`Loader`] needs.
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    /// Parquet shard files, in a fixed order (e.g. from `resolve_shards`).
+    pub shards: Vec<PathBuf>,
+    /// Spec every shard's schema must satisfy.
+    pub spec: DataSpec,
+    /// Tokenizer for the `text` column.
+    pub tokenizer: Arc<TextTokenizer>,
+    /// Side of the square model input, in pixels.
+    pub image_size: usize,
+    /// Token ids per caption, EOS and padding included.
+    pub text_len: usize,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Seed of the unit and row shuffles.
+    pub seed: u64,
+    /// Whether training order is shuffled.
+    pub shuffle: bool,
+    /// Extra text columns copied into [`Batch::labels`].
+    pub label_columns: Vec<String>,
+    /// Threads decoding images; 0 means one per core.
+    pub threads: usize,
+}
+
+/// A batch of preprocessed samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// Number of samples.
+    pub size: usize,
+    /// Image side in pixels.
+    pub image_size: usize,
+    /// Pixels, `[size, 3, image_size, image_size]` row-major, in [-1, 1].
+    pub pixels: Vec<f32>,
+    /// Tokens per sample.
+    pub text_len: usize,
+    /// Token ids, `[size, text_len]` row-major.
+    pub input_ids: Vec<i64>,
+    /// Row ids (the `id` column, or `file#row_group:row`).
+    pub ids: Vec<String>,
+    /// Raw captions.
+    pub texts: Vec<String>,
+    /// One vector of values per requested label column.
+    pub labels: BTreeMap<String, Vec<String>>,
+    /// Rows skipped (corrupt image, null field) while filling this batch.
+    pub skipped: usize,
+}
+
+/// Streams batches for one rank.
+pub struct Loader {
+    source: Source,
+    prep: Prep,
+    stream: RowStream,
+    batch_size: usize,
+    shuffle: bool,
+}
+
+impl Loader {
+    /// Indexes the shards and checks they suit this loader; errors if rank `rank` gets no rows.
+    pub fn new(cfg: LoaderConfig, rank: usize, world: usize) -> Result<Loader> {
+        validate(&cfg, rank, world)?;
+        let index = ShardIndex::build(&cfg.shards, &cfg.spec)?;
+        // Several zero-shot tasks may share a label column; read it once.
+        let mut seen = BTreeSet::new();
+        let labels: Vec<String> = cfg
+            .label_columns
+            .into_iter()
+            .filter(|c| seen.insert(c.clone()))
+            .collect();
+        let source = Source::new(index, labels, cfg.seed, rank, world)?;
+        let prep = Prep::new(cfg.threads, cfg.tokenizer, cfg.image_size, cfg.text_len)?;
+        tracing::info!(
+            rank,
+            world,
+            shards = source.index.shards().len(),
+            rows = source.index.total_rows(),
+            units = source.units.len(),
+            "data loader ready"
+        );
+        Ok(Loader {
+            source,
+            prep,
+            stream: RowStream::new(cfg.shuffle, true),
+            batch_size: cfg.batch_size,
+            shuffle: cfg.shuffle,
+        })
+    }
+
+    /// The next training batch, always `batch_size` samples; wraps into the next epoch.
+    ///
+    /// On error the cursor is left where this batch started.
+    pub fn next_batch(&mut self) -> Result<Batch> {
+        let start = self.stream.cursor();
+        match fill(
+            &self.source,
+            &self.prep,
+            &mut self.stream,
+            self.batch_size,
+            true,
+        ) {
+            Ok(Some(batch)) => Ok(batch),
+            Ok(None) => Err(DataError::EmptyDataset {
+                rank: self.source.rank,
+                world: self.source.world,
+                shards: self.source.index.describe(),
+            }),
+            Err(e) => {
+                self.stream.reset_to(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Position of the next sample to be produced.
+    pub fn cursor(&self) -> Cursor {
+        self.stream.cursor()
+    }
+
+    /// Resumes at `c`; the following batches equal those of an uninterrupted run.
+    pub fn seek(&mut self, c: &Cursor) -> Result<()> {
+        self.stream.seek(&self.source, c)
+    }
+
+    /// One unshuffled pass over this rank's rows; the last batch may be smaller.
+    ///
+    /// Independent of the training cursor.
+    pub fn epoch_batches(&self) -> EpochBatches<'_> {
+        EpochBatches {
+            loader: self,
+            stream: RowStream::new(false, false),
+            done: false,
+        }
+    }
+
+    /// Rows this rank reads in `epoch` (before skipping bad rows).
+    pub fn epoch_rows(&self, epoch: u64) -> usize {
+        let s = &self.source;
+        plan::rank_units(s.units.len(), s.seed, epoch, self.shuffle, s.rank, s.world)
+            .into_iter()
+            .map(|u| s.units[u].rows)
+            .sum()
+    }
+
+    /// The shard index the loader reads.
+    pub fn index(&self) -> &ShardIndex {
+        &self.source.index
+    }
+}
+
+/// Iterator over one evaluation pass, from [`Loader::epoch_batches`].
+pub struct EpochBatches<'a> {
+    loader: &'a Loader,
+    stream: RowStream,
+    done: bool,
+}
+
+impl Iterator for EpochBatches<'_> {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.done {
+            return None;
+        }
+        let l = self.loader;
+        let out = fill(&l.source, &l.prep, &mut self.stream, l.batch_size, false).transpose();
+        // Stop after the pass ends or fails; a failed row group is not retried.
+        self.done = !matches!(out, Some(Ok(_)));
+        out
+    }
+}
+
+/// Builds a loader and collects one evaluation pass of rank `rank`.
+pub fn one_pass(cfg: LoaderConfig, rank: usize, world: usize) -> Result<Vec<Batch>> {
+    Loader::new(cfg, rank, world)?.epoch_batches().collect()
+}
+
+/// Fills one batch from `stream`, replacing skipped rows with later ones.
+///
+/// Returns `None` only when a single-pass stream is exhausted before any sample.
+fn fill(
+    src: &Source,
+    prep: &Prep,
+    stream: &mut RowStream,
+    batch_size: usize,
+    training: bool,
+) -> Result<Option<Batch>> {
+    let mut builder = BatchBuilder::new(batch_size, prep, &src.labels);
+    while builder.len() < batch_size {
+        let rows = stream.take(src, batch_size - builder.len())?;
+        if rows.is_empty() {
+            break;
+        }
+        for (origin, sample) in prep.run(rows) {
+            match sample {
+                Ok(s) => builder.push(s),
+                Err(reason) => {
+                    tracing::warn!(
+                        file = %src.path(origin.shard).display(),
+                        row_group = origin.row_group,
+                        row = origin.row,
+                        "skipping row: {reason}"
+                    );
+                    builder.skip();
+                }
+            }
+        }
+        // A whole pass without one usable row would otherwise loop forever.
+        if training && builder.len() == 0 && builder.skipped() > src.index.total_rows() {
+            return Err(DataError::EmptyDataset {
+                rank: src.rank,
+                world: src.world,
+                shards: format!("{} (every row was skipped)", src.index.describe()),
+            });
+        }
+    }
+    if builder.len() == 0 {
+        if builder.skipped() > 0 {
+            tracing::warn!(
+                skipped = builder.skipped(),
+                "pass ended with only skipped rows"
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(builder.finish()))
+}
+
+fn validate(cfg: &LoaderConfig, rank: usize, world: usize) -> Result<()> {
+    let positive = [
+        ("batch_size", cfg.batch_size),
+        ("image_size", cfg.image_size),
+        ("text_len", cfg.text_len),
+        ("world", world),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err(DataError::config(key, "must be at least 1"));
+    }
+    if rank >= world {
+        return Err(DataError::config(
+            "rank",
+            format!("{rank} is not below world size {world}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! Decoding, resizing and tokenising rows in parallel, and assembling batches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use super::source::{Origin, RawRow};
+use super::Batch;
+use crate::error::{DataError, Result};
+use crate::image_ops::{decode_rgb, to_model_input};
+use crate::tokenizer::TextTokenizer;
+
+/// A row ready to go into a batch.
+pub(crate) struct Sample {
+    pixels: Vec<f32>,
+    input_ids: Vec<i64>,
+    id: String,
+    text: String,
+    labels: Vec<String>,
+}
+
+/// Turns raw rows into samples on a dedicated thread pool.
+pub(crate) struct Prep {
+    pool: ThreadPool,
+    tokenizer: Arc<TextTokenizer>,
+    pub image_size: usize,
+    pub text_len: usize,
+}
+
+impl Prep {
+    /// Builds the pool; `threads` 0 means one per core.
+    pub(crate) fn new(
+        threads: usize,
+        tokenizer: Arc<TextTokenizer>,
+        image_size: usize,
+        text_len: usize,
+    ) -> Result<Prep> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("palisade-data-{i}"))
+            .build()
+            .map_err(|e| {
+                DataError::config("threads", format!("cannot start {threads} threads: {e}"))
+            })?;
+        Ok(Prep {
+            pool,
+            tokenizer,
+            image_size,
+            text_len,
+        })
+    }
+
+    /// Processes rows in parallel, keeping their order; failures carry the reason.
+    pub(crate) fn run(
+        &self,
+        rows: Vec<RawRow>,
+    ) -> Vec<(Origin, std::result::Result<Sample, String>)> {
+        self.pool.install(|| {
+            rows.into_par_iter()
+                .map(|row| (row.origin, row.fields.and_then(|f| self.sample(f))))
+                .collect()
+        })
+    }
+
+    fn sample(&self, f: super::source::RawFields) -> std::result::Result<Sample, String> {
+        let img = decode_rgb(&f.image).map_err(|e| e.to_string())?;
+        let mut pixels = vec![0.0; 3 * self.image_size * self.image_size];
+        to_model_input(&img, self.image_size, &mut pixels);
+        let input_ids = self
+            .tokenizer
+            .encode_fixed(&f.text, self.text_len)
+            .map_err(|e| e.to_string())?;
+        Ok(Sample {
+            pixels,
+            input_ids,
+            id: f.id,
+            text: f.text,
+            labels: f.labels,
+        })
+    }
+}
+
+/// Accumulates samples into a [`Batch`].
+pub(crate) struct BatchBuilder {
+    batch: Batch,
+    label_names: Vec<String>,
+}
+
+impl BatchBuilder {
+    pub(crate) fn new(capacity: usize, prep: &Prep, label_names: &[String]) -> BatchBuilder {
+        let plane = 3 * prep.image_size * prep.image_size;
+        BatchBuilder {
+            batch: Batch {
+                size: 0,
+                image_size: prep.image_size,
+                pixels: Vec::with_capacity(capacity * plane),
+                text_len: prep.text_len,
+                input_ids: Vec::with_capacity(capacity * prep.text_len),
+                ids: Vec::with_capacity(capacity),
+                texts: Vec::with_capacity(capacity),
+                labels: label_names
+                    .iter()
+                    .map(|n| (n.clone(), Vec::with_capacity(capacity)))
+                    .collect::<BTreeMap<_, _>>(),
+                skipped: 0,
+            },
+            label_names: label_names.to_vec(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.batch.size
+    }
+
+    pub(crate) fn push(&mut self, s: Sample) {
+        let b = &mut self.batch;
+        b.size += 1;
+        b.pixels.extend_from_slice(&s.pixels);
+        b.input_ids.extend_from_slice(&s.input_ids);
+        b.ids.push(s.id);
+        b.texts.push(s.text);
+        for (name, value) in self.label_names.iter().zip(s.labels) {
+            if let Some(col) = b.labels.get_mut(name) {
+                col.push(value);
+            }
+        }
+    }
+
+    pub(crate) fn skip(&mut self) {
+        self.batch.skipped += 1;
+    }
+
+    pub(crate) fn skipped(&self) -> usize {
+        self.batch.skipped
+    }
+
+    pub(crate) fn finish(self) -> Batch {
+        self.batch
+    }
+}

@@ -1,0 +1,251 @@
+//! The indexed dataset as one rank sees it, and reading a unit's columns.
+
+use std::path::Path;
+
+use arrow::datatypes::DataType;
+
+use super::plan::units_per_rank;
+use crate::column::{BytesColumn, TextColumn};
+use crate::error::{DataError, Result};
+use crate::shards::{ShardIndex, Unit};
+
+/// Column holding encoded image bytes.
+pub const IMAGE_COLUMN: &str = "image";
+/// Column holding the caption.
+pub const TEXT_COLUMN: &str = "text";
+/// Optional column holding a stable row id.
+pub const ID_COLUMN: &str = "id";
+
+/// Where a row came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub shard: usize,
+    pub row_group: usize,
+    pub row: usize,
+}
+
+/// A row's raw fields, before decoding.
+#[derive(Debug)]
+pub(crate) struct RawFields {
+    pub id: String,
+    pub text: String,
+    pub image: Vec<u8>,
+    pub labels: Vec<String>,
+}
+
+/// A row as read: its origin and either its fields or why it must be skipped.
+#[derive(Debug)]
+pub(crate) struct RawRow {
+    pub origin: Origin,
+    pub fields: std::result::Result<RawFields, String>,
+}
+
+/// The columns of one loaded unit.
+pub(crate) struct UnitColumns {
+    shard: usize,
+    row_group: usize,
+    image: BytesColumn,
+    text: TextColumn,
+    id: Option<TextColumn>,
+    labels: Vec<(String, TextColumn)>,
+    /// Used as the id prefix when the shard has no id column.
+    file_name: String,
+}
+
+impl UnitColumns {
+    /// Extracts row `row` of the row group.
+    pub(crate) fn row(&self, row: usize) -> RawRow {
+        let origin = Origin {
+            shard: self.shard,
+            row_group: self.row_group,
+            row,
+        };
+        RawRow {
+            origin,
+            fields: self.fields(row),
+        }
+    }
+
+    fn fields(&self, row: usize) -> std::result::Result<RawFields, String> {
+        let image = self
+            .image
+            .get(row)
+            .ok_or_else(|| format!("column {IMAGE_COLUMN:?} is null"))?
+            .to_vec();
+        let text = self
+            .text
+            .get(row)
+            .ok_or_else(|| format!("column {TEXT_COLUMN:?} is null"))?;
+        let id = match &self.id {
+            Some(col) => col
+                .get(row)
+                .ok_or_else(|| format!("column {ID_COLUMN:?} is null"))?,
+            None => format!("{}#{}:{row}", self.file_name, self.row_group),
+        };
+        let labels = self
+            .labels
+            .iter()
+            .map(|(name, col)| {
+                col.get(row)
+                    .ok_or_else(|| format!("column {name:?} is null"))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(RawFields {
+            id,
+            text,
+            image,
+            labels,
+        })
+    }
+}
+
+/// The shards, their units, and which of them this rank reads.
+pub(crate) struct Source {
+    pub index: ShardIndex,
+    pub units: Vec<Unit>,
+    pub labels: Vec<String>,
+    pub seed: u64,
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Source {
+    /// Checks the loader's columns exist with usable types in every shard.
+    pub(crate) fn new(
+        index: ShardIndex,
+        labels: Vec<String>,
+        seed: u64,
+        rank: usize,
+        world: usize,
+    ) -> Result<Source> {
+        for shard in index.shards() {
+            let schema = shard.schema();
+            let check =
+                |name: &str, ok: fn(&DataType) -> bool, want: &str, required: bool| match schema
+                    .field_with_name(name)
+                {
+                    Ok(f) if !ok(f.data_type()) => Err(DataError::Schema {
+                        file: shard.path().to_path_buf(),
+                        column: name.to_string(),
+                        message: format!("has type {}, the loader needs {want}", f.data_type()),
+                    }),
+                    Err(_) if required => Err(DataError::Schema {
+                        file: shard.path().to_path_buf(),
+                        column: name.to_string(),
+                        message: "needed by the loader but missing".to_string(),
+                    }),
+                    _ => Ok(()),
+                };
+            check(IMAGE_COLUMN, is_binary, "binary", true)?;
+            check(TEXT_COLUMN, is_text, "utf8", true)?;
+            check(ID_COLUMN, is_text, "utf8 or integer", false)?;
+            for label in &labels {
+                check(label, is_text, "utf8 or integer (a label column)", true)?;
+            }
+        }
+        let units = index.units();
+        if units_per_rank(units.len(), rank, world) == 0 {
+            return Err(DataError::EmptyDataset {
+                rank,
+                world,
+                shards: format!(
+                    "{} ({} rows in {} row groups)",
+                    index.describe(),
+                    index.total_rows(),
+                    units.len()
+                ),
+            });
+        }
+        Ok(Source {
+            index,
+            units,
+            labels,
+            seed,
+            rank,
+            world,
+        })
+    }
+
+    /// The file of shard `shard`.
+    pub(crate) fn path(&self, shard: usize) -> &Path {
+        self.index.shards()[shard].path()
+    }
+
+    /// Reads global unit `unit`, projecting only the loader's columns.
+    pub(crate) fn load(&self, unit: usize) -> Result<UnitColumns> {
+        let Unit {
+            shard, row_group, ..
+        } = self.units[unit];
+        let info = &self.index.shards()[shard];
+        let has_id = info.has_column(ID_COLUMN);
+        let mut names: Vec<&str> = vec![IMAGE_COLUMN, TEXT_COLUMN];
+        if has_id {
+            names.push(ID_COLUMN);
+        }
+        names.extend(self.labels.iter().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        let batch = info.read_row_group(row_group, &names)?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| DataError::RowGroup {
+                    file: info.path().to_path_buf(),
+                    row_group,
+                    message: format!("column {name:?} missing from the data read"),
+                })
+        };
+        let bad_type = |name: &str| DataError::RowGroup {
+            file: info.path().to_path_buf(),
+            row_group,
+            message: format!("column {name:?} decoded with an unusable type"),
+        };
+        let image =
+            BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?;
+        let text = TextColumn::new(column(TEXT_COLUMN)?).ok_or_else(|| bad_type(TEXT_COLUMN))?;
+        let id = if has_id {
+            Some(TextColumn::new(column(ID_COLUMN)?).ok_or_else(|| bad_type(ID_COLUMN))?)
+        } else {
+            None
+        };
+        let labels = self
+            .labels
+            .iter()
+            .map(|name| {
+                let col = TextColumn::new(column(name)?).ok_or_else(|| bad_type(name))?;
+                Ok((name.clone(), col))
+            })
+            .collect::<Result<_>>()?;
+        Ok(UnitColumns {
+            shard,
+            row_group,
+            image,
+            text,
+            id,
+            labels,
+            file_name: info
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn is_binary(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+fn is_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Int32
+            | DataType::Int64
+    )
+}

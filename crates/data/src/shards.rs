@@ -1,0 +1,407 @@
+//! Finding shards and indexing them from their Parquet footers.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{RecordBatch, RecordBatchReader};
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+
+use crate::column::TextColumn;
+use crate::error::{DataError, Result};
+use crate::spec::DataSpec;
+
+/// Expands a glob (relative to `base` unless absolute) into a sorted list of files.
+///
+/// A pattern naming a directory means every `*.parquet` file in it.
+pub fn resolve_shards(pattern: &str, base: &Path) -> Result<Vec<PathBuf>> {
+    let err = |message: String| DataError::Pattern {
+        pattern: pattern.to_string(),
+        message,
+    };
+    let joined = base.join(pattern);
+    let full = if joined.is_dir() {
+        format!(
+            "{}/*.parquet",
+            glob::Pattern::escape(&path_str(&joined, pattern)?)
+        )
+    } else if Path::new(pattern).is_absolute() {
+        pattern.to_string()
+    } else {
+        // Escape the base so brackets or stars in folder names are taken literally.
+        let base = glob::Pattern::escape(&path_str(base, pattern)?);
+        format!("{}/{pattern}", base.trim_end_matches('/'))
+    };
+    let mut files = Vec::new();
+    for entry in glob::glob(&full).map_err(|e| err(format!("invalid glob: {e}")))? {
+        let path =
+            entry.map_err(|e| err(format!("cannot read {}: {}", e.path().display(), e.error())))?;
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(err(format!("matches no files (searched {full})")));
+    }
+    Ok(files)
+}
+
+fn path_str(path: &Path, pattern: &str) -> Result<String> {
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| DataError::Pattern {
+            pattern: pattern.to_string(),
+            message: format!("{} is not valid UTF-8", path.display()),
+        })
+}
+
+/// One (shard, row group) with its row count: the loader's unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unit {
+    /// Index into [`ShardIndex::shards`].
+    pub shard: usize,
+    /// Row group within the shard.
+    pub row_group: usize,
+    /// Rows in the row group.
+    pub rows: usize,
+}
+
+/// Footer information about one Parquet shard.
+#[derive(Debug, Clone)]
+pub struct ShardInfo {
+    path: PathBuf,
+    row_groups: Vec<usize>,
+    meta: ArrowReaderMetadata,
+}
+
+impl ShardInfo {
+    /// Reads the footer of `path`; fails if it is not a readable Parquet file.
+    pub fn open(path: &Path) -> Result<ShardInfo> {
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let meta =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
+                DataError::Parquet {
+                    file: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        let row_groups = meta
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| usize::try_from(rg.num_rows()).unwrap_or(0))
+            .collect();
+        Ok(ShardInfo {
+            path: path.to_path_buf(),
+            row_groups,
+            meta,
+        })
+    }
+
+    /// The shard's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Row count of each row group.
+    pub fn row_groups(&self) -> &[usize] {
+        &self.row_groups
+    }
+
+    /// Total rows in the shard.
+    pub fn rows(&self) -> usize {
+        self.row_groups.iter().sum()
+    }
+
+    /// The shard's Arrow schema.
+    pub fn schema(&self) -> &SchemaRef {
+        self.meta.schema()
+    }
+
+    /// Whether the shard has a top-level column `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.schema().field_with_name(name).is_ok()
+    }
+
+    /// Reads one row group, projecting only `columns` (which must all exist).
+    pub fn read_row_group(&self, row_group: usize, columns: &[&str]) -> Result<RecordBatch> {
+        let rg_err = |message: String| DataError::RowGroup {
+            file: self.path.clone(),
+            row_group,
+            message,
+        };
+        let expected = *self.row_groups.get(row_group).ok_or_else(|| {
+            rg_err(format!(
+                "out of range: the file has {}",
+                self.row_groups.len()
+            ))
+        })?;
+        let mut roots = Vec::with_capacity(columns.len());
+        for name in columns {
+            let idx = self
+                .schema()
+                .index_of(name)
+                .map_err(|_| DataError::Schema {
+                    file: self.path.clone(),
+                    column: name.to_string(),
+                    message: format!("needed by the loader (row group {row_group}) but missing"),
+                })?;
+            roots.push(idx);
+        }
+        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+        let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_row_groups(vec![row_group])
+            .with_projection(mask)
+            .with_batch_size(expected.max(1))
+            .build()
+            .map_err(|e| rg_err(e.to_string()))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| rg_err(e.to_string()))?;
+        let batch = match batches.len() {
+            1 => batches
+                .into_iter()
+                .next()
+                .ok_or_else(|| rg_err("no data".into()))?,
+            _ => arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| rg_err(e.to_string()))?,
+        };
+        if batch.num_rows() != expected {
+            return Err(rg_err(format!(
+                "read {} rows but the footer promises {expected}",
+                batch.num_rows()
+            )));
+        }
+        Ok(batch)
+    }
+}
+
+/// Row-group layout of a set of shards, read from their footers only.
+#[derive(Debug, Clone)]
+pub struct ShardIndex {
+    shards: Vec<ShardInfo>,
+}
+
+impl ShardIndex {
+    /// Reads every shard's footer and checks its schema against `spec`.
+    pub fn build(paths: &[PathBuf], spec: &DataSpec) -> Result<ShardIndex> {
+        if paths.is_empty() {
+            return Err(DataError::config("shards", "no shard files given"));
+        }
+        let mut shards = Vec::with_capacity(paths.len());
+        for path in paths {
+            let info = ShardInfo::open(path)?;
+            spec.check_schema(info.schema(), path)?;
+            tracing::debug!(
+                path = %path.display(),
+                row_groups = info.row_groups.len(),
+                rows = info.rows(),
+                "indexed shard"
+            );
+            shards.push(info);
+        }
+        Ok(ShardIndex { shards })
+    }
+
+    /// The indexed shards, in the order given.
+    pub fn shards(&self) -> &[ShardInfo] {
+        &self.shards
+    }
+
+    /// Total rows over all shards.
+    pub fn total_rows(&self) -> usize {
+        self.shards.iter().map(ShardInfo::rows).sum()
+    }
+
+    /// All non-empty (shard, row group) units in file order.
+    pub fn units(&self) -> Vec<Unit> {
+        self.shards
+            .iter()
+            .enumerate()
+            .flat_map(|(shard, info)| {
+                info.row_groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, rows)| **rows > 0)
+                    .map(move |(row_group, &rows)| Unit {
+                        shard,
+                        row_group,
+                        rows,
+                    })
+            })
+            .collect()
+    }
+
+    /// The shard paths joined for messages, abbreviated past a few.
+    pub fn describe(&self) -> String {
+        describe_paths(self.shards.iter().map(|s| s.path.as_path()))
+    }
+}
+
+/// Joins paths for an error message, listing at most three.
+pub(crate) fn describe_paths<'a>(paths: impl ExactSizeIterator<Item = &'a Path>) -> String {
+    let n = paths.len();
+    let mut shown: Vec<String> = paths.take(3).map(|p| p.display().to_string()).collect();
+    if n > 3 {
+        shown.push(format!("and {} more", n - 3));
+    }
+    shown.join(", ")
+}
+
+/// Reads every non-null value of a text column of one shard.
+pub fn read_text_column(path: &Path, column: &str) -> Result<Vec<String>> {
+    let info = ShardInfo::open(path)?;
+    let mut out = Vec::with_capacity(info.rows());
+    for rg in 0..info.row_groups.len() {
+        let batch = info.read_row_group(rg, &[column])?;
+        let array = batch.column(0);
+        let col = TextColumn::new(array).ok_or_else(|| DataError::Schema {
+            file: path.to_path_buf(),
+            column: column.to_string(),
+            message: format!("has type {}, expected text", array.data_type()),
+        })?;
+        out.extend((0..batch.num_rows()).filter_map(|row| col.get(row)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{write_shapes, ShapesConfig};
+
+    fn small(dir: &Path, rows: usize) -> Vec<PathBuf> {
+        let cfg = ShapesConfig {
+            rows,
+            image_size: 16,
+            rows_per_shard: 24,
+            rows_per_group: 8,
+            seed: 3,
+            ..ShapesConfig::default()
+        };
+        write_shapes(dir, &cfg).unwrap().shards
+    }
+
+    #[test]
+    fn resolve_sorts_and_accepts_dirs_and_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 40);
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        let found = resolve_shards("*.parquet", dir.path()).unwrap();
+        assert_eq!(found, shards);
+        assert!(found.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(resolve_shards(".", dir.path()).unwrap(), shards);
+        let abs = format!("{}/shapes-*", dir.path().display());
+        assert_eq!(
+            resolve_shards(&abs, Path::new("/nonexistent")).unwrap(),
+            shards
+        );
+    }
+
+    #[test]
+    fn resolve_names_pattern_when_nothing_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_shards("train-*.parquet", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train-*.parquet") && err.contains("matches no files"),
+            "{err}"
+        );
+        let err = resolve_shards("[", dir.path()).unwrap_err().to_string();
+        assert!(err.contains("invalid glob"), "{err}");
+    }
+
+    #[test]
+    fn index_reads_row_groups_from_footers() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 40);
+        let index = ShardIndex::build(&shards, &DataSpec::embedded("webli").unwrap()).unwrap();
+        assert_eq!(index.total_rows(), 40);
+        assert_eq!(index.shards()[0].row_groups(), &[8, 8, 8]);
+        assert_eq!(index.shards()[1].row_groups(), &[8, 8]);
+        let units = index.units();
+        assert_eq!(units.len(), 5);
+        assert_eq!(
+            units[3],
+            Unit {
+                shard: 1,
+                row_group: 0,
+                rows: 8
+            }
+        );
+    }
+
+    #[test]
+    fn read_row_group_projects_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 40);
+        let info = ShardInfo::open(&shards[1]).unwrap();
+        let batch = info.read_row_group(1, &["text", "id"]).unwrap();
+        assert_eq!(batch.num_columns(), 2);
+        assert_eq!(batch.num_rows(), 8);
+        let ids = TextColumn::new(batch.column_by_name("id").unwrap()).unwrap();
+        assert_eq!(ids.get(0).as_deref(), Some("shapes-3-32"));
+        let err = info.read_row_group(2, &["text"]).unwrap_err().to_string();
+        assert!(err.contains("row group 2"), "{err}");
+        let err = info.read_row_group(0, &["nope"]).unwrap_err().to_string();
+        assert!(err.contains("\"nope\""), "{err}");
+    }
+
+    #[test]
+    fn non_parquet_and_truncated_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 8);
+        let spec = DataSpec::embedded("webli").unwrap();
+        let fake = dir.path().join("fake.parquet");
+        std::fs::write(&fake, b"this is not parquet at all, just text").unwrap();
+        let err = ShardIndex::build(&[shards[0].clone(), fake], &spec)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fake.parquet") && err.contains("Parquet"),
+            "{err}"
+        );
+
+        let bytes = std::fs::read(&shards[0]).unwrap();
+        let cut = dir.path().join("cut.parquet");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let err = ShardIndex::build(&[cut], &spec).unwrap_err().to_string();
+        assert!(err.contains("cut.parquet"), "{err}");
+    }
+
+    #[test]
+    fn schema_mismatch_names_file_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 8);
+        let yaml = "name: t\ncolumns: [{name: caption, type: utf8}]\n";
+        let spec = DataSpec::parse(yaml, Path::new("t.yaml")).unwrap();
+        let err = ShardIndex::build(&shards, &spec).unwrap_err().to_string();
+        assert!(
+            err.contains("shapes-00000-of-00001.parquet") && err.contains("caption"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_column_reads_all_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = small(dir.path(), 20);
+        let texts = read_text_column(&shards[0], "text").unwrap();
+        assert_eq!(texts.len(), 20);
+        assert!(texts.iter().all(|t| !t.is_empty()));
+        let err = read_text_column(&shards[0], "image")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"image\"") && err.contains("expected text"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Errors raised while evaluating.
+
+/// Anything that can go wrong in an evaluation run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Inputs to a metric are inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+    /// A report file could not be written.
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    /// From the model crate.
+    #[error(transparent)]
+    Model(#[from] palisade_model::ModelError),
+    /// From the data crate.
+    #[error(transparent)]
+    Data(#[from] palisade_data::DataError),
+    /// libtorch reported an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Result with [`EvalError`].
+pub type Result<T> = std::result::Result<T, EvalError>;

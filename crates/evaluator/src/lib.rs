@@ -1,0 +1,15 @@
+//! Evaluation metrics, evaluation runs and reports.
+//!
+//! Metrics are plain functions over scores and labels; runs embed data with a model and call them;
+//! reports turn the results into JSON (for machines) and Markdown (for people).
+
+pub mod config;
+pub mod error;
+pub mod report;
+pub mod retrieval;
+pub mod siglip_eval;
+pub mod zero_shot;
+
+pub use config::{EvalConfig, ZeroShotTask};
+pub use error::{EvalError, Result};
+pub use report::{EvalReport, RetrievalResult, ZeroShotResult};

@@ -1,0 +1,77 @@
+//! Image↔text retrieval Recall@K with multiple correct answers per query.
+//!
+//! A query's correct answers are all items whose caption is identical to its own (as COCO
+//! counts any of an image's captions), so duplicate captions neither help nor hurt.
+
+use std::collections::HashMap;
+
+/// Recall@K for each K, as fractions in [0, 1].
+pub type Recalls = Vec<(usize, f64)>;
+
+/// `scores[q][c]` for queries × candidates; `gold[q]` the correct candidates of query q.
+/// A query counts at K when some correct candidate has fewer than K wrong candidates scored
+/// strictly above it.
+pub fn recall_at_k(scores: &[Vec<f32>], gold: &[Vec<usize>], ks: &[usize]) -> Recalls {
+    let ranks: Vec<usize> = scores
+        .iter()
+        .zip(gold)
+        .map(|(row, g)| {
+            let best = g.iter().map(|&c| row[c]).fold(f32::NEG_INFINITY, f32::max);
+            row.iter().enumerate().filter(|(c, s)| **s > best && !g.contains(c)).count()
+        })
+        .collect();
+    let n = ranks.len().max(1) as f64;
+    ks.iter().map(|&k| (k, ranks.iter().filter(|&&r| r < k).count() as f64 / n)).collect()
+}
+
+/// Expected Recall@K of a random ranking: mean over queries of 1 − C(N−g, K)/C(N, K).
+pub fn chance_recall(n_candidates: usize, gold: &[Vec<usize>], ks: &[usize]) -> Recalls {
+    let n = n_candidates;
+    ks.iter()
+        .map(|&k| {
+            let mean = gold
+                .iter()
+                .map(|g| {
+                    let miss: f64 = (0..k.min(n)).map(|t| (n.saturating_sub(g.len() + t)) as f64 / (n - t) as f64).product();
+                    1.0 - miss
+                })
+                .sum::<f64>()
+                / gold.len().max(1) as f64;
+            (k, mean)
+        })
+        .collect()
+}
+
+/// For each item, the indices of all items with the identical caption (itself included).
+pub fn same_caption_groups(texts: &[String]) -> Vec<Vec<usize>> {
+    let mut by_text: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, t) in texts.iter().enumerate() {
+        by_text.entry(t.as_str()).or_default().push(i);
+    }
+    texts.iter().map(|t| by_text[t.as_str()].clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_and_counts_hits() {
+        let scores = vec![vec![0.9, 0.1, 0.2], vec![0.5, 0.4, 0.3], vec![0.1, 0.2, 0.3]];
+        let gold = vec![vec![0], vec![1], vec![2]];
+        let r = recall_at_k(&scores, &gold, &[1, 2]);
+        // Query 1 ranks its answer second; the others first.
+        assert!((r[0].1 - 2.0 / 3.0).abs() < 1e-12);
+        assert!((r[1].1 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn duplicates_are_all_correct_and_chance_is_exact() {
+        let texts: Vec<String> = ["a", "b", "a"].iter().map(|s| s.to_string()).collect();
+        let gold = same_caption_groups(&texts);
+        assert_eq!(gold[2], vec![0, 2]);
+        let c = chance_recall(3, &gold, &[1, 3]);
+        assert!((c[0].1 - (2.0 / 3.0 + 1.0 / 3.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!((c[1].1 - 1.0).abs() < 1e-12);
+    }
+}

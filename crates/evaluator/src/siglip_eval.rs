@@ -1,0 +1,116 @@
+//! Evaluates a SigLIP model on held-out batches: retrieval both ways and zero-shot classification.
+
+use crate::config::EvalConfig;
+use crate::error::{EvalError, Result};
+use crate::report::{EvalReport, RetrievalResult, ZeroShotResult};
+use crate::{retrieval, zero_shot};
+use palisade_data::{Batch, TextTokenizer};
+use palisade_model::SiglipModel;
+use tch::{Device, Kind, Tensor};
+
+/// Pixel and token tensors of a batch on `device`.
+pub fn batch_tensors(b: &Batch, device: Device) -> (Tensor, Tensor) {
+    let s = b.image_size as i64;
+    let pixels = Tensor::from_slice(&b.pixels).view([b.size as i64, 3, s, s]).to_device(device);
+    let ids = Tensor::from_slice(&b.input_ids).view([b.size as i64, b.text_len as i64]).to_device(device);
+    (pixels, ids)
+}
+
+/// Scores matrix `a · bᵀ` as rows of f32.
+fn score_rows(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let m = a.matmul(&b.tr()).to_kind(Kind::Float).to_device(Device::Cpu);
+    Ok(Vec::<Vec<f32>>::try_from(m)?)
+}
+
+/// Embeds every batch, then scores retrieval and the configured zero-shot tasks.
+pub fn evaluate(
+    model: &SiglipModel,
+    batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
+    tokenizer: &TextTokenizer,
+    cfg: &EvalConfig,
+    step: Option<u64>,
+) -> Result<EvalReport> {
+    let device = model.vs.device();
+    let (mut imgs, mut txts, mut texts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut labels: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut skipped = 0;
+    let text_len = model.text.config().max_position_embeddings;
+    tch::no_grad(|| -> Result<()> {
+        for b in batches {
+            let b = b?;
+            skipped += b.skipped;
+            if b.size == 0 {
+                continue;
+            }
+            let (p, ids) = batch_tensors(&b, device);
+            imgs.push(model.embed_images(&p)?.to_device(Device::Cpu));
+            txts.push(model.embed_texts(&ids)?.to_device(Device::Cpu));
+            texts.extend(b.texts.iter().cloned());
+            for (k, v) in &b.labels {
+                labels.entry(k.clone()).or_default().extend(v.iter().cloned());
+            }
+        }
+        Ok(())
+    })?;
+    if texts.is_empty() {
+        return Err(EvalError::Invalid("evaluation data has no readable examples".into()));
+    }
+    let img = Tensor::cat(&imgs, 0);
+    let txt = Tensor::cat(&txts, 0);
+    let n = texts.len();
+
+    let gold = retrieval::same_caption_groups(&texts);
+    let i2t = retrieval::recall_at_k(&score_rows(&img, &txt)?, &gold, &cfg.recall_at);
+    let t2i = retrieval::recall_at_k(&score_rows(&txt, &img)?, &gold, &cfg.recall_at);
+    let chance = retrieval::chance_recall(n, &gold, &cfg.recall_at);
+    let mut results = Vec::new();
+    for (dir, rec) in [("image_to_text", &i2t), ("text_to_image", &t2i)] {
+        for ((k, r), (_, c)) in rec.iter().zip(&chance) {
+            results.push(RetrievalResult { direction: dir.into(), k: *k, recall: *r, chance: *c });
+        }
+    }
+
+    let mut zs = Vec::new();
+    for task in &cfg.zero_shot {
+        let column = labels.get(&task.label_column).ok_or_else(|| {
+            EvalError::Invalid(format!(
+                "eval.zero_shot ({}): label column {:?} was not loaded with the evaluation data",
+                task.name, task.label_column
+            ))
+        })?;
+        let class_emb = tch::no_grad(|| class_embeddings(model, tokenizer, &task.classes, &task.templates, text_len))?;
+        let scores = score_rows(&img, &class_emb)?;
+        let y: Vec<Option<usize>> = column.iter().map(|l| task.classes.iter().position(|c| c == l)).collect();
+        zs.push(ZeroShotResult {
+            name: task.name.clone(),
+            accuracy: zero_shot::accuracy(&scores, &y),
+            chance: 1.0 / task.classes.len() as f64,
+            majority: zero_shot::majority_rate(&y, task.classes.len()),
+            classes: task.classes.len(),
+            examples: n,
+        });
+    }
+    Ok(EvalReport { step, examples: n, skipped, retrieval: results, zero_shot: zs })
+}
+
+/// One normalised embedding per class: the mean of its template embeddings, renormalised.
+fn class_embeddings(
+    model: &SiglipModel,
+    tok: &TextTokenizer,
+    classes: &[String],
+    templates: &[String],
+    text_len: usize,
+) -> Result<Tensor> {
+    let device = model.vs.device();
+    let mut rows = Vec::new();
+    for c in classes {
+        let mut ids = Vec::new();
+        for t in templates {
+            ids.extend(tok.encode_fixed(&t.replace("{}", c), text_len)?);
+        }
+        let ids = Tensor::from_slice(&ids).view([templates.len() as i64, text_len as i64]).to_device(device);
+        let mean = model.embed_texts(&ids)?.mean_dim([0i64].as_slice(), false, Kind::Float);
+        rows.push(palisade_model::siglip::l2_normalize(&mean));
+    }
+    Ok(Tensor::stack(&rows, 0).to_device(Device::Cpu))
+}

@@ -1,0 +1,20 @@
+//! palisade's models over libtorch: the ViT image encoder, the text tower, the SigLIP two-tower
+//! model with its sigmoid loss, and safetensors weights named as in Hugging Face transformers.
+//!
+//! Model code is single-device and plain; parallelism lives in `palisade-sharding`.
+
+pub mod config;
+pub mod error;
+pub mod layers;
+pub mod pooling;
+pub mod presets;
+pub mod sigmoid_loss;
+pub mod siglip;
+pub mod text;
+pub mod vit;
+pub mod weights;
+
+pub use config::{SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec};
+pub use error::{ModelError, Result};
+pub use sigmoid_loss::sigmoid_loss;
+pub use siglip::{SiglipModel, SiglipOutput};

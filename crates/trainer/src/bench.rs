@@ -1,0 +1,71 @@
+//! `bench train-step`: times forward + backward + clip + AdamW on random inputs of the
+//! configured sizes, excluding start-up and warm-up steps.
+
+use crate::config::ExperimentConfig;
+use crate::error::Result;
+use crate::optimizer::{AdamW, AdamWConfig};
+use crate::setup;
+use palisade_model::weights;
+use serde::Serialize;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// Timings of one benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepBench {
+    /// Model parameters.
+    pub params: i64,
+    /// Pairs per step.
+    pub batch_size: usize,
+    /// libtorch threads.
+    pub threads: i32,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median milliseconds per step.
+    pub ms_per_step_median: f64,
+    /// Mean milliseconds per step.
+    pub ms_per_step_mean: f64,
+    /// Image-text pairs per second at the median.
+    pub pairs_per_sec: f64,
+}
+
+/// Runs `warmup` untimed and `steps` timed training steps.
+pub fn train_step(cfg: &ExperimentConfig, vocab: usize, warmup: usize, steps: usize) -> Result<StepBench> {
+    let device = setup::parse_device(&cfg.device, 0)?;
+    setup::set_threads(cfg.threads);
+    let mcfg = setup::model_config(cfg, vocab)?;
+    let model = setup::build_model(cfg, &mcfg, device)?;
+    let t = &cfg.train;
+    let mut opt = AdamW::new(weights::trainable(&model.vs), AdamWConfig { betas: t.betas, eps: t.eps, weight_decay: t.weight_decay });
+    let (b, s, l) = (t.batch_size as i64, mcfg.vision_config.image_size as i64, mcfg.text_config.max_position_embeddings as i64);
+    let pixels = Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0;
+    let ids = Tensor::randint(mcfg.text_config.vocab_size as i64, [b, l], (Kind::Int64, device));
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        let loss = tch::autocast(device.is_cuda(), || model.loss(&pixels, &ids))?;
+        loss.backward();
+        opt.clip_grad_norm(t.grad_clip);
+        opt.step(t.lr);
+        opt.zero_grad();
+        if device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    let params = model.vs.trainable_variables().iter().map(|p| p.numel() as i64).sum();
+    Ok(StepBench {
+        params,
+        batch_size: t.batch_size,
+        threads: tch::get_num_threads(),
+        steps,
+        ms_per_step_median: median,
+        ms_per_step_mean: mean,
+        pairs_per_sec: t.batch_size as f64 * 1000.0 / median,
+    })
+}

@@ -1,0 +1,237 @@
+//! The training loop, one flat function in named sections: set-up, resume, step, log,
+//! checkpoint, evaluate.
+
+use crate::checkpoint::{self, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
+use crate::config::ExperimentConfig;
+use crate::error::{io_at, Result, TrainerError};
+use crate::evaluate;
+use crate::metrics::MetricsLog;
+use crate::optimizer::{AdamW, AdamWConfig};
+use crate::schedule::WarmupCosine;
+use crate::setup::{self, Split};
+use indicatif::{ProgressBar, ProgressStyle};
+use palisade_evaluator::siglip_eval::batch_tensors;
+use palisade_evaluator::EvalReport;
+use palisade_model::weights;
+use palisade_sharding::{ProcessGroup, SingleProcess};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+
+/// Config file written into every run folder.
+pub const RUN_CONFIG_FILE: &str = "config.yaml";
+/// Checkpoint folder inside a run folder.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
+/// How this invocation of the trainer runs.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Run folder (overrides the config).
+    pub run_dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in the run folder.
+    pub resume: bool,
+    /// Stop (after checkpointing) once this many steps are done, as a preempted job would.
+    pub stop_at_step: Option<u64>,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Steps done.
+    pub step: u64,
+    /// Loss of the last step.
+    pub last_loss: f64,
+    /// Final evaluation, when the run completed and has held-out data.
+    pub report: Option<EvalReport>,
+}
+
+/// Trains a SigLIP model as `cfg` describes.
+pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    // --- Set-up: ranks, device, data, model -------------------------------------------------
+    let group: Box<dyn ProcessGroup> = Box::new(SingleProcess);
+    let rank_info = palisade_sharding::discover()?;
+    let (rank, world) = (group.rank(), group.world_size());
+    let device = setup::parse_device(&cfg.device, rank_info.local_rank)?;
+    setup::set_threads(cfg.threads);
+    let t = &cfg.train;
+    if t.batch_size % world != 0 {
+        return Err(TrainerError::Config(format!("key train.batch_size: {} is not divisible by {world} ranks", t.batch_size)));
+    }
+    let run_dir = cfg.resolve_run_dir(opts.run_dir.as_deref());
+    let ckpt_root = run_dir.join(CHECKPOINT_DIR);
+    let resume_from = if opts.resume { checkpoint::latest(&ckpt_root)? } else { None };
+    if !opts.resume && !checkpoint::list(&ckpt_root)?.is_empty() {
+        return Err(TrainerError::Config(format!(
+            "run folder {} already holds checkpoints: pass --resume to continue it, or choose another --run-dir",
+            run_dir.display()
+        )));
+    }
+    if rank == 0 {
+        setup::ensure_synth_data(cfg)?;
+        std::fs::create_dir_all(&run_dir).map_err(io_at(&run_dir))?;
+        write_text_atomic(&run_dir.join(RUN_CONFIG_FILE), &cfg.to_yaml())?;
+    }
+    group.barrier()?;
+    let tok = setup::tokenizer(cfg)?;
+    let mcfg = setup::model_config(cfg, tok.vocab_size())?;
+    let model = setup::build_model(cfg, &mcfg, device)?;
+    let trainable = weights::trainable(&model.vs);
+    let mut opt = AdamW::new(trainable, AdamWConfig { betas: t.betas, eps: t.eps, weight_decay: t.weight_decay });
+    let sched = WarmupCosine { peak: t.lr, warmup: t.warmup_steps, total: t.steps, min_ratio: t.min_lr_ratio };
+    let mut loader = setup::loader(cfg, Split::Train, &tok, &mcfg, t.batch_size / world, rank, world)?;
+
+    // --- Resume ---------------------------------------------------------------------------
+    let mut step = 0u64;
+    let mut examples_seen = 0u64;
+    if let Some((_, dir)) = &resume_from {
+        let state = checkpoint::read_state(dir)?;
+        if state.world_size != world {
+            return Err(TrainerError::Checkpoint {
+                path: dir.clone(),
+                msg: format!("written by {} ranks, this run has {world}", state.world_size),
+            });
+        }
+        if state.config_hash != cfg.hash() {
+            tracing::warn!("resuming {} with a config that differs from the one that wrote it", dir.display());
+        }
+        weights::load_into(&model.vs, &dir.join(palisade_model::siglip::WEIGHTS_FILE))?;
+        let opt_path = dir.join(OPTIMIZER_FILE);
+        opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
+        let cursor = state.data_cursors.get(rank).ok_or_else(|| TrainerError::Checkpoint {
+            path: dir.clone(),
+            msg: format!("no data cursor for rank {rank}"),
+        })?;
+        loader.seek(cursor)?;
+        step = state.step;
+        examples_seen = state.examples_seen;
+        tracing::info!("resumed from {} at step {step}", dir.display());
+    }
+    let mut metrics = if rank == 0 { Some(MetricsLog::open(&run_dir, resume_from.as_ref().map(|_| step))?) } else { None };
+    let bar = progress_bar(opts.progress && rank == 0, t.steps, step);
+
+    // --- Loop -----------------------------------------------------------------------------
+    let mut last_loss = f64::NAN;
+    let mut window = (Instant::now(), 0u64, 0.0f64); // since last log: start, examples, data wait
+    let last_step = opts.stop_at_step.map_or(t.steps, |s| s.min(t.steps));
+    while step < last_step {
+        let waited = Instant::now();
+        let batch = loader.next_batch()?;
+        window.2 += waited.elapsed().as_secs_f64();
+        let (pixels, ids) = batch_tensors(&batch, device);
+        let loss = tch::autocast(device.is_cuda(), || model.loss(&pixels, &ids))?;
+        last_loss = loss.double_value(&[]);
+        if !last_loss.is_finite() {
+            return Err(TrainerError::Numerics { step, msg: format!("loss is {last_loss}; checkpoints so far are intact") });
+        }
+        loss.backward();
+        // Data parallelism averages gradients here (a no-op for one rank).
+        for mut g in opt_grads(&model) {
+            group.all_reduce(&mut g, palisade_sharding::ReduceOp::Avg)?;
+        }
+        let grad_norm = opt.clip_grad_norm(t.grad_clip);
+        let lr = sched.lr(step);
+        opt.step(lr);
+        opt.zero_grad();
+        step += 1;
+        examples_seen += t.batch_size as u64;
+        window.1 += t.batch_size as u64;
+        bar.set_position(step);
+
+        // --- Log ------------------------------------------------------------------------
+        if step % t.log_every == 0 || step == last_step {
+            let secs = window.0.elapsed().as_secs_f64().max(1e-9);
+            let values = vec![
+                ("train/loss".to_string(), last_loss),
+                ("train/lr".to_string(), lr),
+                ("train/temperature".to_string(), model.logit_scale.exp().double_value(&[0])),
+                ("train/bias".to_string(), model.logit_bias.double_value(&[0])),
+                ("train/grad_norm".to_string(), grad_norm),
+                ("train/examples_per_sec".to_string(), window.1 as f64 / secs),
+                ("train/data_wait_ms".to_string(), 1000.0 * window.2 / (window.1 as f64 / t.batch_size as f64).max(1.0)),
+                ("train/skipped_examples".to_string(), batch.skipped as f64),
+            ];
+            bar.set_message(format!("loss {last_loss:.4}"));
+            tracing::debug!(step, loss = last_loss, lr, grad_norm, "train");
+            if let Some(m) = metrics.as_mut() {
+                m.log(step, "train", &values)?;
+                m.flush()?;
+            }
+            window = (Instant::now(), 0, 0.0);
+        }
+
+        // --- Checkpoint ------------------------------------------------------------------
+        if step % t.checkpoint_every == 0 || step == last_step {
+            let state = TrainState {
+                step,
+                examples_seen,
+                data_cursors: vec![loader.cursor()],
+                seed: cfg.seed,
+                config_hash: cfg.hash(),
+                world_size: world,
+            };
+            if rank == 0 {
+                let dir = checkpoint::write(&ckpt_root, &state, t.keep_last, |d| {
+                    model.save(d)?;
+                    weights::write_atomic(&opt.state_tensors(), &d.join(OPTIMIZER_FILE))?;
+                    write_text_atomic(&d.join(EXPERIMENT_FILE), &cfg.to_yaml())
+                })?;
+                tracing::info!("checkpoint {}", dir.display());
+            }
+            group.barrier()?;
+        }
+
+        // --- Periodic evaluation -----------------------------------------------------------
+        if t.eval_every > 0 && step % t.eval_every == 0 && step < t.steps && rank == 0 {
+            if let Some(r) = evaluate::evaluate(cfg, &model, &tok, Some(step))? {
+                if let Some(m) = metrics.as_mut() {
+                    m.log(step, "eval", &r.scalars())?;
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    // --- Final evaluation and report -----------------------------------------------------------
+    let mut report = None;
+    if step == t.steps && rank == 0 {
+        report = evaluate::evaluate(cfg, &model, &tok, Some(step))?;
+        if let Some(r) = &report {
+            evaluate::write_report(cfg, r, &run_dir)?;
+            if let Some(m) = metrics.as_mut() {
+                m.log(step, "eval", &r.scalars())?;
+                m.flush()?;
+            }
+        }
+    }
+    Ok(TrainSummary { run_dir, step, last_loss, report })
+}
+
+/// Gradients of the trainable parameters (shallow handles, reduced in place).
+fn opt_grads(model: &palisade_model::SiglipModel) -> Vec<tch::Tensor> {
+    model.vs.trainable_variables().iter().map(|p| p.grad()).filter(|g| g.defined()).collect()
+}
+
+fn progress_bar(enabled: bool, total: u64, pos: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(pos);
+    bar
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io_at(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_at(path))
+}
+
