@@ -1,1 +1,8 @@
+//! End-to-end tests of the `palisade` binary: parity with transformers, TensorBoard's own reader,
+//! exact resume, and clear errors on bad input. One test binary keeps link time down.
 
+mod bad_input;
+mod cli;
+mod common;
+mod parity;
+mod training;

@@ -1,0 +1,30 @@
+//! Every subcommand answers --help.
+
+use crate::common::*;
+
+#[test]
+fn every_subcommand_has_help() {
+    let cwd = std::env::temp_dir();
+    for args in [
+        vec!["--help"],
+        vec!["train", "--help"],
+        vec!["eval", "--help"],
+        vec!["data", "--help"],
+        vec!["data", "synth", "shapes", "--help"],
+        vec!["import", "hf-siglip", "--help"],
+        vec!["forward", "--help"],
+        vec!["bench", "train-step", "--help"],
+    ] {
+        let out = palisade_ok(&cwd, &args);
+        assert!(out.contains("Usage: palisade"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn synth_shapes_writes_shards_and_a_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("shapes");
+    let stdout = palisade_ok(dir.path(), &["data", "synth", "shapes", "--out", out.to_str().unwrap(), "--rows", "50", "--rows-per-shard", "20", "--image-size", "16"]);
+    assert!(stdout.contains("wrote 50 rows in 3 shards"), "{stdout}");
+    assert!(out.join("tokenizer.json").exists());
+}

@@ -1,0 +1,72 @@
+//! Helpers: run the binary and the Python oracles, write small experiment configs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// Runs `palisade ARGS` in `cwd`.
+pub fn palisade(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("palisade runs")
+}
+
+/// Runs palisade and asserts success, returning stdout.
+pub fn palisade_ok(cwd: &Path, args: &[&str]) -> String {
+    let out = palisade(cwd, args);
+    assert!(out.status.success(), "palisade {args:?} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// stdout and stderr together.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The oracle Python (the set-up's pinned-torch venv); tests that need it fail without it.
+pub fn python() -> PathBuf {
+    PathBuf::from(std::env::var("PALISADE_PYTHON").expect("PALISADE_PYTHON is set by scripts/setup.sh's env.sh"))
+}
+
+/// Runs `tests/oracles/SCRIPT ARGS` and returns stdout.
+pub fn oracle(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python()).arg(repo().join("tests/oracles").join(script)).args(args).output().expect("python runs");
+    assert!(out.status.success(), "{script} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Writes a small experiment config in `dir` inheriting the demo config, with its data in `dir`.
+pub fn tiny_config(dir: &Path, extra: &str) -> PathBuf {
+    let demo = repo().join("configs/demo/siglip_shapes.yaml");
+    let d = dir.display();
+    let yaml = format!(
+        "base: {}\nname: tiny\nthreads: 1\n\
+         data:\n  train: {d}/data/train/*.parquet\n  eval: {d}/data/eval/*.parquet\n  tokenizer: {d}/data/tokenizer.json\n  threads: 1\n\
+         \x20 synth: {{train_dir: {d}/data/train, eval_dir: {d}/data/eval, train_rows: 192, eval_rows: 64, image_size: 16, vocab_size: 64}}\n\
+         model:\n  vision: {{preset: mu, image_size: 16, patch_size: 8}}\n  text: {{preset: mu, max_len: 12}}\n\
+         train: {{batch_size: 16, steps: 6, warmup_steps: 2, log_every: 1, checkpoint_every: 2, keep_last: 5, eval_every: 0}}\n\
+         eval: {{batch_size: 32}}\n{extra}",
+        demo.display()
+    );
+    let path = dir.join("tiny.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+/// All tensors of a safetensors file, by name.
+pub fn read_tensors(path: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
+    tch::Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()
+}
+
+/// Largest absolute difference between two tensors of the same shape.
+pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double)).abs().max().double_value(&[])
+}
