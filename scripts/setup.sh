@@ -54,3 +54,11 @@ export LD_LIBRARY_PATH="$TORCH_LIB\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ENV
+
+# Build the CLI (incremental; seconds when nothing changed). The rpath to libtorch comes from
+# PALISADE_TORCH_LIB, so the binary runs without LD_LIBRARY_PATH.
+if [ "${PALISADE_SKIP_BUILD:-0}" != 1 ]; then
+  # shellcheck disable=SC1091
+  source "$PALISADE_HOME/env.sh"
+  cargo build -q --manifest-path "$ROOT/Cargo.toml" -p palisade-cli
+fi

@@ -24,7 +24,22 @@ fn every_subcommand_has_help() {
 fn synth_shapes_writes_shards_and_a_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("shapes");
-    let stdout = palisade_ok(dir.path(), &["data", "synth", "shapes", "--out", out.to_str().unwrap(), "--rows", "50", "--rows-per-shard", "20", "--image-size", "16"]);
+    let stdout = palisade_ok(
+        dir.path(),
+        &[
+            "data",
+            "synth",
+            "shapes",
+            "--out",
+            out.to_str().unwrap(),
+            "--rows",
+            "50",
+            "--rows-per-shard",
+            "20",
+            "--image-size",
+            "16",
+        ],
+    );
     assert!(stdout.contains("wrote 50 rows in 3 shards"), "{stdout}");
     assert!(out.join("tokenizer.json").exists());
 }

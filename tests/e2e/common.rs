@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 /// Runs `palisade ARGS` in `cwd`.
@@ -21,23 +24,38 @@ pub fn palisade(cwd: &Path, args: &[&str]) -> Output {
 /// Runs palisade and asserts success, returning stdout.
 pub fn palisade_ok(cwd: &Path, args: &[&str]) -> String {
     let out = palisade(cwd, args);
-    assert!(out.status.success(), "palisade {args:?} failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "palisade {args:?} failed:\n{}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// stdout and stderr together.
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The oracle Python (the set-up's pinned-torch venv); tests that need it fail without it.
 pub fn python() -> PathBuf {
-    PathBuf::from(std::env::var("PALISADE_PYTHON").expect("PALISADE_PYTHON is set by scripts/setup.sh's env.sh"))
+    PathBuf::from(
+        std::env::var("PALISADE_PYTHON")
+            .expect("PALISADE_PYTHON is set by scripts/setup.sh's env.sh"),
+    )
 }
 
 /// Runs `tests/oracles/SCRIPT ARGS` and returns stdout.
 pub fn oracle(script: &str, args: &[&str]) -> String {
-    let out = Command::new(python()).arg(repo().join("tests/oracles").join(script)).args(args).output().expect("python runs");
+    let out = Command::new(python())
+        .arg(repo().join("tests/oracles").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
     assert!(out.status.success(), "{script} failed:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -62,11 +80,17 @@ pub fn tiny_config(dir: &Path, extra: &str) -> PathBuf {
 
 /// All tensors of a safetensors file, by name.
 pub fn read_tensors(path: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
-    tch::Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()
+    tch::Tensor::read_safetensors(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .collect()
 }
 
 /// Largest absolute difference between two tensors of the same shape.
 pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
-    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double)).abs().max().double_value(&[])
+    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[])
 }

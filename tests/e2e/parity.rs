@@ -9,19 +9,51 @@ fn siglip_import_and_forward_match_transformers() {
     oracle("siglip_parity.py", &[d.to_str().unwrap()]);
     let hf = d.join("hf");
     let ours = d.join("ours");
-    palisade_ok(d, &["import", "hf-siglip", hf.to_str().unwrap(), "--out", ours.to_str().unwrap()]);
+    palisade_ok(
+        d,
+        &[
+            "import",
+            "hf-siglip",
+            hf.to_str().unwrap(),
+            "--out",
+            ours.to_str().unwrap(),
+        ],
+    );
     // The imported folder is itself a transformers folder: same tensor names.
-    let hf_names: Vec<String> = read_tensors(&hf.join("model.safetensors")).into_keys().collect();
-    let our_names: Vec<String> = read_tensors(&ours.join("model.safetensors")).into_keys().collect();
+    let hf_names: Vec<String> = read_tensors(&hf.join("model.safetensors"))
+        .into_keys()
+        .collect();
+    let our_names: Vec<String> = read_tensors(&ours.join("model.safetensors"))
+        .into_keys()
+        .collect();
     assert_eq!(hf_names, our_names);
 
     let got = d.join("got.safetensors");
-    palisade_ok(d, &["forward", "--checkpoint", ours.to_str().unwrap(), "--inputs", d.join("inputs.safetensors").to_str().unwrap(), "--out", got.to_str().unwrap()]);
+    palisade_ok(
+        d,
+        &[
+            "forward",
+            "--checkpoint",
+            ours.to_str().unwrap(),
+            "--inputs",
+            d.join("inputs.safetensors").to_str().unwrap(),
+            "--out",
+            got.to_str().unwrap(),
+        ],
+    );
     let want = read_tensors(&d.join("expected.safetensors"));
     let got = read_tensors(&got);
-    for name in ["image_embeds", "text_embeds", "logits_per_image", "logits_per_text"] {
+    for name in [
+        "image_embeds",
+        "text_embeds",
+        "logits_per_image",
+        "logits_per_text",
+    ] {
         let diff = max_abs_diff(&got[name], &want[name]);
-        assert!(diff < 1e-4, "{name}: max |palisade − transformers| = {diff:e}");
+        assert!(
+            diff < 1e-4,
+            "{name}: max |palisade − transformers| = {diff:e}"
+        );
     }
 }
 
@@ -31,12 +63,32 @@ fn forward_with_only_images_writes_only_image_embeds() {
     let d = dir.path();
     oracle("siglip_parity.py", &[d.to_str().unwrap()]);
     let ours = d.join("ours");
-    palisade_ok(d, &["import", "hf-siglip", d.join("hf").to_str().unwrap(), "--out", ours.to_str().unwrap()]);
+    palisade_ok(
+        d,
+        &[
+            "import",
+            "hf-siglip",
+            d.join("hf").to_str().unwrap(),
+            "--out",
+            ours.to_str().unwrap(),
+        ],
+    );
     let inputs = read_tensors(&d.join("inputs.safetensors"));
     let only = d.join("only_pixels.safetensors");
     tch::Tensor::write_safetensors(&[("pixel_values", &inputs["pixel_values"])], &only).unwrap();
     let out = d.join("out.safetensors");
-    palisade_ok(d, &["forward", "--checkpoint", ours.to_str().unwrap(), "--inputs", only.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    palisade_ok(
+        d,
+        &[
+            "forward",
+            "--checkpoint",
+            ours.to_str().unwrap(),
+            "--inputs",
+            only.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     let names: Vec<String> = read_tensors(&out).into_keys().collect();
     assert_eq!(names, vec!["image_embeds".to_string()]);
 }

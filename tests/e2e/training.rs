@@ -10,7 +10,12 @@ fn train_steps(jsonl: &Path) -> Vec<(u64, f64)> {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["split"] == "train")
-        .map(|v| (v["step"].as_u64().unwrap(), v["train/loss"].as_f64().unwrap()))
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["train/loss"].as_f64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -19,21 +24,56 @@ fn tensorboard_reader_loads_the_logged_scalars() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(dir.path(), "");
     let run = dir.path().join("run");
-    palisade_ok(dir.path(), &["train", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--no-progress"]);
+    palisade_ok(
+        dir.path(),
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
     let json = oracle("read_tensorboard.py", &[run.join("tb").to_str().unwrap()]);
     let scalars: BTreeMap<String, Vec<(u64, f64)>> = serde_json::from_str(&json).unwrap();
-    for tag in ["train/loss", "train/lr", "train/temperature", "train/bias", "train/grad_norm", "train/examples_per_sec"] {
-        let series = scalars.get(tag).unwrap_or_else(|| panic!("tag {tag} missing; have {:?}", scalars.keys()));
-        assert_eq!(series.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6], "{tag}");
+    for tag in [
+        "train/loss",
+        "train/lr",
+        "train/temperature",
+        "train/bias",
+        "train/grad_norm",
+        "train/examples_per_sec",
+    ] {
+        let series = scalars
+            .get(tag)
+            .unwrap_or_else(|| panic!("tag {tag} missing; have {:?}", scalars.keys()));
+        assert_eq!(
+            series.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6],
+            "{tag}"
+        );
     }
     // The same numbers as metrics.jsonl (TensorBoard stores float32).
-    for ((s1, a), (s2, b)) in scalars["train/loss"].iter().zip(train_steps(&run.join("metrics.jsonl"))) {
+    for ((s1, a), (s2, b)) in scalars["train/loss"]
+        .iter()
+        .zip(train_steps(&run.join("metrics.jsonl")))
+    {
         assert_eq!(*s1, s2);
-        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "step {s1}: {a} vs {b}");
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "step {s1}: {a} vs {b}"
+        );
     }
-    assert!(scalars.contains_key("eval/i2t_r@1"), "final evaluation is logged: {:?}", scalars.keys());
+    assert!(
+        scalars.contains_key("eval/i2t_r@1"),
+        "final evaluation is logged: {:?}",
+        scalars.keys()
+    );
     let temp = &scalars["train/temperature"];
-    assert!((temp[0].1 - 10.0).abs() < 0.1, "t' starts at log 10: {temp:?}");
+    assert!(
+        (temp[0].1 - 10.0).abs() < 0.1,
+        "t' starts at log 10: {temp:?}"
+    );
     let bias = &scalars["train/bias"];
     assert!((bias[0].1 + 10.0).abs() < 0.1, "b starts at −10: {bias:?}");
 }
@@ -45,16 +85,58 @@ fn interrupted_run_resumes_to_the_same_weights() {
     let cfg = tiny_config(d, "");
     let cfg = cfg.to_str().unwrap();
     let (a, b) = (d.join("a"), d.join("b"));
-    palisade_ok(d, &["train", cfg, "--run-dir", a.to_str().unwrap(), "--no-progress"]);
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            a.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
     // B is stopped mid-epoch after step 3 (between checkpoints), then resumed.
-    palisade_ok(d, &["train", cfg, "--run-dir", b.to_str().unwrap(), "--no-progress", "--stop-at-step", "3"]);
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            b.to_str().unwrap(),
+            "--no-progress",
+            "--stop-at-step",
+            "3",
+        ],
+    );
     assert!(b.join("checkpoints/step-00000003").exists());
-    assert!(!b.join("report/eval.json").exists(), "a stopped run does not report");
+    assert!(
+        !b.join("report/eval.json").exists(),
+        "a stopped run does not report"
+    );
     // Without --resume an existing run is refused, and left as it was.
-    let again = palisade(d, &["train", cfg, "--run-dir", b.to_str().unwrap(), "--no-progress"]);
+    let again = palisade(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            b.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
     assert!(!again.status.success());
     assert!(text(&again).contains("--resume"), "{}", text(&again));
-    palisade_ok(d, &["train", cfg, "--run-dir", b.to_str().unwrap(), "--no-progress", "--resume"]);
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            b.to_str().unwrap(),
+            "--no-progress",
+            "--resume",
+        ],
+    );
 
     for file in ["model.safetensors", "optimizer.safetensors"] {
         let wa = read_tensors(&a.join("checkpoints/step-00000006").join(file));
@@ -62,16 +144,31 @@ fn interrupted_run_resumes_to_the_same_weights() {
         assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
         for (name, t) in &wa {
             let diff = max_abs_diff(t, &wb[name]);
-            assert!(diff <= 1e-6, "{file} {name} differs by {diff:e} after resume");
+            assert!(
+                diff <= 1e-6,
+                "{file} {name} differs by {diff:e} after resume"
+            );
         }
     }
-    let sa: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("checkpoints/step-00000006/state.json")).unwrap()).unwrap();
-    let sb: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(b.join("checkpoints/step-00000006/state.json")).unwrap()).unwrap();
+    let sa: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("checkpoints/step-00000006/state.json")).unwrap(),
+    )
+    .unwrap();
+    let sb: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(b.join("checkpoints/step-00000006/state.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(sa["data_cursors"], sb["data_cursors"]);
     assert_eq!(sa["examples_seen"], sb["examples_seen"]);
     // Each step is logged once, with the same losses as the uninterrupted run.
-    let (la, lb) = (train_steps(&a.join("metrics.jsonl")), train_steps(&b.join("metrics.jsonl")));
-    assert_eq!(la.iter().map(|x| x.0).collect::<Vec<_>>(), lb.iter().map(|x| x.0).collect::<Vec<_>>());
+    let (la, lb) = (
+        train_steps(&a.join("metrics.jsonl")),
+        train_steps(&b.join("metrics.jsonl")),
+    );
+    assert_eq!(
+        la.iter().map(|x| x.0).collect::<Vec<_>>(),
+        lb.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
     for ((s, x), (_, y)) in la.iter().zip(&lb) {
         assert!((x - y).abs() < 1e-5, "step {s}: loss {x} vs {y}");
     }
@@ -83,28 +180,69 @@ fn a_run_writes_its_config_checkpoints_and_report() {
     let d = dir.path();
     let cfg = tiny_config(d, "");
     let run = d.join("run");
-    let stdout = palisade_ok(d, &["train", cfg.to_str().unwrap(), "--run-dir", run.to_str().unwrap(), "--no-progress", "--set", "train.keep_last=2"]);
+    let stdout = palisade_ok(
+        d,
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--no-progress",
+            "--set",
+            "train.keep_last=2",
+        ],
+    );
     assert!(stdout.contains("| image to text | R@1 |"), "{stdout}");
-    let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
     let mut ckpts = ckpts;
     ckpts.sort();
     assert_eq!(ckpts, vec!["step-00000004", "step-00000006"], "keep_last=2");
-    for f in ["model.safetensors", "config.json", "optimizer.safetensors", "state.json", "experiment.yaml"] {
-        assert!(run.join("checkpoints/step-00000006").join(f).exists(), "{f}");
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "optimizer.safetensors",
+        "state.json",
+        "experiment.yaml",
+    ] {
+        assert!(
+            run.join("checkpoints/step-00000006").join(f).exists(),
+            "{f}"
+        );
     }
     // The resolved config in the run folder is a complete config: it loads and trains as is.
     let resolved = std::fs::read_to_string(run.join("config.yaml")).unwrap();
-    assert!(resolved.contains("keep_last: 2") && !resolved.contains("base:"), "{resolved}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("report/eval.json")).unwrap()).unwrap();
+    assert!(
+        resolved.contains("keep_last: 2") && !resolved.contains("base:"),
+        "{resolved}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report/eval.json")).unwrap())
+            .unwrap();
     assert_eq!(report["examples"], 64);
     let retrieval = report["retrieval"].as_array().unwrap();
     assert_eq!(retrieval.len(), 6);
-    assert!(retrieval.iter().all(|r| r["chance"].as_f64().unwrap() > 0.0));
+    assert!(retrieval
+        .iter()
+        .all(|r| r["chance"].as_f64().unwrap() > 0.0));
     assert_eq!(report["zero_shot"].as_array().unwrap().len(), 2);
     // `palisade eval` reproduces the final numbers from the checkpoint.
     let ckpt = run.join("checkpoints/step-00000006");
     let out = d.join("again");
-    palisade_ok(d, &["eval", cfg.to_str().unwrap(), "--checkpoint", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    palisade_ok(
+        d,
+        &[
+            "eval",
+            cfg.to_str().unwrap(),
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
     assert_eq!(again["retrieval"], report["retrieval"]);
 }

@@ -47,8 +47,24 @@ pub enum Synth {
 /// Runs a data subcommand.
 pub fn run(c: Command) -> Result<()> {
     match c {
-        Command::Synth(Synth::Shapes { out, rows, image_size, max_objects, rows_per_shard, rows_per_group, seed, vocab_size }) => {
-            let cfg = ShapesConfig { rows, image_size, max_objects, rows_per_shard, rows_per_group, seed };
+        Command::Synth(Synth::Shapes {
+            out,
+            rows,
+            image_size,
+            max_objects,
+            rows_per_shard,
+            rows_per_group,
+            seed,
+            vocab_size,
+        }) => {
+            let cfg = ShapesConfig {
+                rows,
+                image_size,
+                max_objects,
+                rows_per_shard,
+                rows_per_group,
+                seed,
+            };
             let summary = palisade_data::write_shapes(&out, &cfg)?;
             let tok_path = out.join("tokenizer.json");
             let tok = palisade_data::train_tokenizer_for(&summary.shards, vocab_size, &tok_path)?;

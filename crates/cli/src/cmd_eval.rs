@@ -28,7 +28,8 @@ pub fn run(a: Args) -> Result<()> {
     let device = setup::parse_device(&cfg.device, 0)?;
     let model = SiglipModel::load(&a.checkpoint, device)?;
     let tok = setup::tokenizer(&cfg)?;
-    let report = evaluate::evaluate(&cfg, &model, &tok, None)?.context("the config has no data.eval shards to evaluate on")?;
+    let report = evaluate::evaluate(&cfg, &model, &tok, None)?
+        .context("the config has no data.eval shards to evaluate on")?;
     let title = format!("{}: evaluation of {}", cfg.name, a.checkpoint.display());
     if let Some(out) = &a.out {
         report.write(out, &title)?;

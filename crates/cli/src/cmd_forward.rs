@@ -22,11 +22,19 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let model = SiglipModel::load(&a.checkpoint, tch::Device::Cpu)?;
     let mut inputs = weights::read(&a.inputs)?;
-    let mut take = |name: &str| inputs.iter().position(|(n, _)| n == name).map(|i| inputs.swap_remove(i).1);
+    let mut take = |name: &str| {
+        inputs
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| inputs.swap_remove(i).1)
+    };
     let pixels = take("pixel_values");
     let ids = take("input_ids");
     if pixels.is_none() && ids.is_none() {
-        bail!("{}: holds neither pixel_values nor input_ids", a.inputs.display());
+        bail!(
+            "{}: holds neither pixel_values nor input_ids",
+            a.inputs.display()
+        );
     }
     let out = tch::no_grad(|| model.forward(pixels.as_ref(), ids.as_ref()))?;
     let mut tensors = Vec::new();
@@ -40,7 +48,10 @@ pub fn run(a: Args) -> Result<()> {
         tensors.push(("logits_per_text".to_string(), t.tr().contiguous()));
         tensors.push(("logits_per_image".to_string(), t.contiguous()));
     }
-    let names: Vec<String> = tensors.iter().map(|(n, t)| format!("{n} {:?}", t.size())).collect();
+    let names: Vec<String> = tensors
+        .iter()
+        .map(|(n, t)| format!("{n} {:?}", t.size()))
+        .collect();
     weights::write_atomic(&tensors, &a.out)?;
     println!("wrote {} to {}", names.join(", "), a.out.display());
     Ok(())

@@ -29,11 +29,24 @@ pub struct Args {
 /// Loads the config and trains.
 pub fn run(a: Args) -> Result<()> {
     let cfg = ExperimentConfig::load(&a.config, &a.sets)?;
-    let opts = TrainOptions { run_dir: a.run_dir, resume: a.resume, stop_at_step: a.stop_at_step, progress: !a.no_progress };
+    let opts = TrainOptions {
+        run_dir: a.run_dir,
+        resume: a.resume,
+        stop_at_step: a.stop_at_step,
+        progress: !a.no_progress,
+    };
     let s = palisade_trainer::train(&cfg, &opts)?;
-    tracing::info!("stopped at step {} (loss {:.4}); run folder {}", s.step, s.last_loss, s.run_dir.display());
+    tracing::info!(
+        "stopped at step {} (loss {:.4}); run folder {}",
+        s.step,
+        s.last_loss,
+        s.run_dir.display()
+    );
     if let Some(r) = &s.report {
-        println!("{}", r.to_markdown(&format!("{}: SigLIP evaluation", cfg.name)));
+        println!(
+            "{}",
+            r.to_markdown(&format!("{}: SigLIP evaluation", cfg.name))
+        );
     }
     Ok(())
 }

@@ -33,7 +33,11 @@ pub struct ZeroShotTask {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { batch_size: default_batch(), recall_at: default_ks(), zero_shot: Vec::new() }
+        EvalConfig {
+            batch_size: default_batch(),
+            recall_at: default_ks(),
+            zero_shot: Vec::new(),
+        }
     }
 }
 
@@ -47,7 +51,10 @@ impl EvalConfig {
             return Err("key eval.recall_at: needs positive cut-offs".into());
         }
         for z in &self.zero_shot {
-            if z.classes.len() < 2 || z.templates.is_empty() || z.templates.iter().any(|t| !t.contains("{}")) {
+            if z.classes.len() < 2
+                || z.templates.is_empty()
+                || z.templates.iter().any(|t| !t.contains("{}"))
+            {
                 return Err(format!(
                     "key eval.zero_shot ({}): needs at least two classes and templates containing {{}}",
                     z.name

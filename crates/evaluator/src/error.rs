@@ -8,7 +8,10 @@ pub enum EvalError {
     Invalid(String),
     /// A report file could not be written.
     #[error("{path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// From the model crate.
     #[error(transparent)]
     Model(#[from] palisade_model::ModelError),

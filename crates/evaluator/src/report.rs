@@ -56,11 +56,19 @@ impl EvalReport {
             .retrieval
             .iter()
             .map(|r| {
-                let d = if r.direction == "image_to_text" { "i2t" } else { "t2i" };
+                let d = if r.direction == "image_to_text" {
+                    "i2t"
+                } else {
+                    "t2i"
+                };
                 (format!("eval/{d}_r@{}", r.k), r.recall)
             })
             .collect();
-        out.extend(self.zero_shot.iter().map(|z| (format!("eval/zeroshot_{}", z.name), z.accuracy)));
+        out.extend(
+            self.zero_shot
+                .iter()
+                .map(|z| (format!("eval/zeroshot_{}", z.name), z.accuracy)),
+        );
         out
     }
 
@@ -70,10 +78,19 @@ impl EvalReport {
         if let Some(s) = self.step {
             md += &format!("Step {s}; ");
         }
-        md += &format!("{} held-out examples ({} skipped as unreadable).\n\n", self.examples, self.skipped);
+        md += &format!(
+            "{} held-out examples ({} skipped as unreadable).\n\n",
+            self.examples, self.skipped
+        );
         md += "## Retrieval\n\n| direction | Recall@K | value | chance |\n|---|---|---|---|\n";
         for r in &self.retrieval {
-            md += &format!("| {} | R@{} | {:.2}% | {:.2}% |\n", r.direction.replace('_', " "), r.k, 100.0 * r.recall, 100.0 * r.chance);
+            md += &format!(
+                "| {} | R@{} | {:.2}% | {:.2}% |\n",
+                r.direction.replace('_', " "),
+                r.k,
+                100.0 * r.recall,
+                100.0 * r.chance
+            );
         }
         if !self.zero_shot.is_empty() {
             md += "\n## Zero-shot classification\n\n| task | classes | accuracy | chance (1/classes) | majority class |\n|---|---|---|---|---|\n";
@@ -93,8 +110,12 @@ impl EvalReport {
 
     /// Writes `eval.json` and `eval.md` into `dir` (created if needed), each atomically.
     pub fn write(&self, dir: &Path, title: &str) -> Result<(PathBuf, PathBuf)> {
-        std::fs::create_dir_all(dir).map_err(|source| EvalError::Io { path: dir.to_path_buf(), source })?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| EvalError::Invalid(e.to_string()))?;
+        std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| EvalError::Invalid(e.to_string()))?;
         let jp = dir.join("eval.json");
         let mp = dir.join("eval.md");
         write_atomic(&jp, &json)?;
@@ -106,8 +127,14 @@ impl EvalReport {
 /// Writes `text` to `path` through a temporary file and a rename.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|source| EvalError::Io { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+    std::fs::write(&tmp, text).map_err(|source| EvalError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -120,12 +147,30 @@ mod tests {
             step: Some(5),
             examples: 10,
             skipped: 0,
-            retrieval: vec![RetrievalResult { direction: "image_to_text".into(), k: 1, recall: 0.5, chance: 0.1 }],
-            zero_shot: vec![ZeroShotResult { name: "shape".into(), accuracy: 0.75, chance: 0.25, majority: 0.3, classes: 4, examples: 10 }],
+            retrieval: vec![RetrievalResult {
+                direction: "image_to_text".into(),
+                k: 1,
+                recall: 0.5,
+                chance: 0.1,
+            }],
+            zero_shot: vec![ZeroShotResult {
+                name: "shape".into(),
+                accuracy: 0.75,
+                chance: 0.25,
+                majority: 0.3,
+                classes: 4,
+                examples: 10,
+            }],
         };
         let md = r.to_markdown("t");
-        assert!(md.contains("| image to text | R@1 | 50.00% | 10.00% |"), "{md}");
-        assert!(md.contains("| shape | 4 | 75.00% | 25.00% | 30.00% |"), "{md}");
+        assert!(
+            md.contains("| image to text | R@1 | 50.00% | 10.00% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| shape | 4 | 75.00% | 25.00% | 30.00% |"),
+            "{md}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = r.write(dir.path(), "t").unwrap();
         let back: EvalReport = serde_json::from_str(&std::fs::read_to_string(j).unwrap()).unwrap();

@@ -17,11 +17,16 @@ pub fn recall_at_k(scores: &[Vec<f32>], gold: &[Vec<usize>], ks: &[usize]) -> Re
         .zip(gold)
         .map(|(row, g)| {
             let best = g.iter().map(|&c| row[c]).fold(f32::NEG_INFINITY, f32::max);
-            row.iter().enumerate().filter(|(c, s)| **s > best && !g.contains(c)).count()
+            row.iter()
+                .enumerate()
+                .filter(|(c, s)| **s > best && !g.contains(c))
+                .count()
         })
         .collect();
     let n = ranks.len().max(1) as f64;
-    ks.iter().map(|&k| (k, ranks.iter().filter(|&&r| r < k).count() as f64 / n)).collect()
+    ks.iter()
+        .map(|&k| (k, ranks.iter().filter(|&&r| r < k).count() as f64 / n))
+        .collect()
 }
 
 /// Expected Recall@K of a random ranking: mean over queries of 1 − C(N−g, K)/C(N, K).
@@ -32,7 +37,9 @@ pub fn chance_recall(n_candidates: usize, gold: &[Vec<usize>], ks: &[usize]) -> 
             let mean = gold
                 .iter()
                 .map(|g| {
-                    let miss: f64 = (0..k.min(n)).map(|t| (n.saturating_sub(g.len() + t)) as f64 / (n - t) as f64).product();
+                    let miss: f64 = (0..k.min(n))
+                        .map(|t| (n.saturating_sub(g.len() + t)) as f64 / (n - t) as f64)
+                        .product();
                     1.0 - miss
                 })
                 .sum::<f64>()
@@ -57,7 +64,11 @@ mod tests {
 
     #[test]
     fn ranks_and_counts_hits() {
-        let scores = vec![vec![0.9, 0.1, 0.2], vec![0.5, 0.4, 0.3], vec![0.1, 0.2, 0.3]];
+        let scores = vec![
+            vec![0.9, 0.1, 0.2],
+            vec![0.5, 0.4, 0.3],
+            vec![0.1, 0.2, 0.3],
+        ];
         let gold = vec![vec![0], vec![1], vec![2]];
         let r = recall_at_k(&scores, &gold, &[1, 2]);
         // Query 1 ranks its answer second; the others first.

@@ -11,14 +11,21 @@ use tch::{Device, Kind, Tensor};
 /// Pixel and token tensors of a batch on `device`.
 pub fn batch_tensors(b: &Batch, device: Device) -> (Tensor, Tensor) {
     let s = b.image_size as i64;
-    let pixels = Tensor::from_slice(&b.pixels).view([b.size as i64, 3, s, s]).to_device(device);
-    let ids = Tensor::from_slice(&b.input_ids).view([b.size as i64, b.text_len as i64]).to_device(device);
+    let pixels = Tensor::from_slice(&b.pixels)
+        .view([b.size as i64, 3, s, s])
+        .to_device(device);
+    let ids = Tensor::from_slice(&b.input_ids)
+        .view([b.size as i64, b.text_len as i64])
+        .to_device(device);
     (pixels, ids)
 }
 
 /// Scores matrix `a · bᵀ` as rows of f32.
 fn score_rows(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let m = a.matmul(&b.tr()).to_kind(Kind::Float).to_device(Device::Cpu);
+    let m = a
+        .matmul(&b.tr())
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu);
     Ok(Vec::<Vec<f32>>::try_from(m)?)
 }
 
@@ -47,13 +54,18 @@ pub fn evaluate(
             txts.push(model.embed_texts(&ids)?.to_device(Device::Cpu));
             texts.extend(b.texts.iter().cloned());
             for (k, v) in &b.labels {
-                labels.entry(k.clone()).or_default().extend(v.iter().cloned());
+                labels
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(v.iter().cloned());
             }
         }
         Ok(())
     })?;
     if texts.is_empty() {
-        return Err(EvalError::Invalid("evaluation data has no readable examples".into()));
+        return Err(EvalError::Invalid(
+            "evaluation data has no readable examples".into(),
+        ));
     }
     let img = Tensor::cat(&imgs, 0);
     let txt = Tensor::cat(&txts, 0);
@@ -66,7 +78,12 @@ pub fn evaluate(
     let mut results = Vec::new();
     for (dir, rec) in [("image_to_text", &i2t), ("text_to_image", &t2i)] {
         for ((k, r), (_, c)) in rec.iter().zip(&chance) {
-            results.push(RetrievalResult { direction: dir.into(), k: *k, recall: *r, chance: *c });
+            results.push(RetrievalResult {
+                direction: dir.into(),
+                k: *k,
+                recall: *r,
+                chance: *c,
+            });
         }
     }
 
@@ -78,9 +95,14 @@ pub fn evaluate(
                 task.name, task.label_column
             ))
         })?;
-        let class_emb = tch::no_grad(|| class_embeddings(model, tokenizer, &task.classes, &task.templates, text_len))?;
+        let class_emb = tch::no_grad(|| {
+            class_embeddings(model, tokenizer, &task.classes, &task.templates, text_len)
+        })?;
         let scores = score_rows(&img, &class_emb)?;
-        let y: Vec<Option<usize>> = column.iter().map(|l| task.classes.iter().position(|c| c == l)).collect();
+        let y: Vec<Option<usize>> = column
+            .iter()
+            .map(|l| task.classes.iter().position(|c| c == l))
+            .collect();
         zs.push(ZeroShotResult {
             name: task.name.clone(),
             accuracy: zero_shot::accuracy(&scores, &y),
@@ -90,7 +112,13 @@ pub fn evaluate(
             examples: n,
         });
     }
-    Ok(EvalReport { step, examples: n, skipped, retrieval: results, zero_shot: zs })
+    Ok(EvalReport {
+        step,
+        examples: n,
+        skipped,
+        retrieval: results,
+        zero_shot: zs,
+    })
 }
 
 /// One normalised embedding per class: the mean of its template embeddings, renormalised.
@@ -108,8 +136,12 @@ fn class_embeddings(
         for t in templates {
             ids.extend(tok.encode_fixed(&t.replace("{}", c), text_len)?);
         }
-        let ids = Tensor::from_slice(&ids).view([templates.len() as i64, text_len as i64]).to_device(device);
-        let mean = model.embed_texts(&ids)?.mean_dim([0i64].as_slice(), false, Kind::Float);
+        let ids = Tensor::from_slice(&ids)
+            .view([templates.len() as i64, text_len as i64])
+            .to_device(device);
+        let mean = model
+            .embed_texts(&ids)?
+            .mean_dim([0i64].as_slice(), false, Kind::Float);
         rows.push(palisade_model::siglip::l2_normalize(&mean));
     }
     Ok(Tensor::stack(&rows, 0).to_device(Device::Cpu))

@@ -8,7 +8,14 @@ pub fn accuracy(scores: &[Vec<f32>], labels: &[Option<usize>]) -> f64 {
         .iter()
         .zip(labels)
         .filter(|(row, l)| {
-            let pred = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &s)| if s > b.1 { (i, s) } else { b }).0;
+            let pred = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (i, &s)| if s > b.1 { (i, s) } else { b },
+                )
+                .0;
             **l == Some(pred)
         })
         .count();

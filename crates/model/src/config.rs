@@ -131,19 +131,29 @@ impl SiglipVisionConfig {
 impl SiglipConfig {
     /// Reads a transformers-style `config.json`.
     pub fn load(path: &Path) -> Result<SiglipConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let cfg: SiglipConfig = serde_json::from_str(&text)
-            .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
-        cfg.validate().map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: SiglipConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        cfg.validate()
+            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
 
     /// Writes `config.json`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|source| ModelError::Json { path: path.to_path_buf(), source })?;
-        std::fs::write(path, text).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+        let text = serde_json::to_string_pretty(self).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::write(path, text).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Checks the invariants the model code relies on.
@@ -151,23 +161,35 @@ impl SiglipConfig {
         let v = &self.vision_config;
         let t = &self.text_config;
         if self.model_type != "siglip" {
-            return Err(format!("model_type is {:?}, expected \"siglip\"", self.model_type));
+            return Err(format!(
+                "model_type is {:?}, expected \"siglip\"",
+                self.model_type
+            ));
         }
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "vision_config.image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
             ));
         }
-        for (name, width, heads) in
-            [("vision_config", v.hidden_size, v.num_attention_heads), ("text_config", t.hidden_size, t.num_attention_heads)]
-        {
-            if heads == 0 || width % heads != 0 {
-                return Err(format!("{name}.hidden_size {width} is not divisible by num_attention_heads {heads}"));
+        for (name, width, heads) in [
+            ("vision_config", v.hidden_size, v.num_attention_heads),
+            ("text_config", t.hidden_size, t.num_attention_heads),
+        ] {
+            if heads == 0 || !width.is_multiple_of(heads) {
+                return Err(format!(
+                    "{name}.hidden_size {width} is not divisible by num_attention_heads {heads}"
+                ));
             }
         }
-        for (name, act) in [("vision_config", &v.hidden_act), ("text_config", &t.hidden_act)] {
-            if !matches!(act.as_str(), "gelu_pytorch_tanh" | "gelu" | "gelu_new" | "gelu_fast") {
+        for (name, act) in [
+            ("vision_config", &v.hidden_act),
+            ("text_config", &t.hidden_act),
+        ] {
+            if !matches!(
+                act.as_str(),
+                "gelu_pytorch_tanh" | "gelu" | "gelu_new" | "gelu_fast"
+            ) {
                 return Err(format!("{name}.hidden_act {act:?} is not supported"));
             }
         }
@@ -179,7 +201,9 @@ impl SiglipConfig {
             ));
         }
         if t.vocab_size == 0 || t.max_position_embeddings == 0 {
-            return Err("text_config.vocab_size and max_position_embeddings must be positive".into());
+            return Err(
+                "text_config.vocab_size and max_position_embeddings must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -293,7 +317,11 @@ impl TextSpec {
 
 impl SiglipConfig {
     /// Builds the two-tower config from YAML specs.
-    pub fn from_specs(vision: &VisionSpec, text: &TextSpec, tokenizer_vocab: usize) -> Result<SiglipConfig> {
+    pub fn from_specs(
+        vision: &VisionSpec,
+        text: &TextSpec,
+        tokenizer_vocab: usize,
+    ) -> Result<SiglipConfig> {
         let vision_config = vision.resolve()?;
         let text_config = text.resolve(tokenizer_vocab, vision_config.hidden_size)?;
         let cfg = SiglipConfig {
@@ -313,16 +341,35 @@ mod tests {
 
     #[test]
     fn presets_resolve_and_validate() {
-        let v = VisionSpec { preset: "B/16".into(), ..Default::default() };
-        let t = TextSpec { preset: "B".into(), ..Default::default() };
+        let v = VisionSpec {
+            preset: "B/16".into(),
+            ..Default::default()
+        };
+        let t = TextSpec {
+            preset: "B".into(),
+            ..Default::default()
+        };
         let cfg = SiglipConfig::from_specs(&v, &t, 32000).unwrap();
         assert_eq!(cfg.vision_config.grid(), 14);
         assert_eq!(cfg.text_config.projection(), 768);
-        let bad = VisionSpec { preset: "B/16".into(), image_size: Some(100), ..Default::default() };
-        let err = SiglipConfig::from_specs(&bad, &t, 10).unwrap_err().to_string();
+        let bad = VisionSpec {
+            preset: "B/16".into(),
+            image_size: Some(100),
+            ..Default::default()
+        };
+        let err = SiglipConfig::from_specs(&bad, &t, 10)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("image_size 100"), "{err}");
-        let unknown = VisionSpec { preset: "Z".into(), ..Default::default() };
-        assert!(unknown.resolve().unwrap_err().to_string().contains("model.vision.preset"));
+        let unknown = VisionSpec {
+            preset: "Z".into(),
+            ..Default::default()
+        };
+        assert!(unknown
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("model.vision.preset"));
     }
 
     #[test]

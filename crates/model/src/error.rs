@@ -10,10 +10,16 @@ pub enum ModelError {
     Config(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A JSON config file is malformed.
     #[error("{path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// Weights in a file do not match the model.
     #[error("{path}: {msg}")]
     Weights { path: PathBuf, msg: String },

@@ -6,7 +6,14 @@ use tch::Tensor;
 
 /// LayerNorm with the towers' epsilon.
 pub fn layer_norm(p: nn::Path, width: usize, eps: f64) -> nn::LayerNorm {
-    nn::layer_norm(p, vec![width as i64], nn::LayerNormConfig { eps, ..Default::default() })
+    nn::layer_norm(
+        p,
+        vec![width as i64],
+        nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+    )
 }
 
 /// The activation named by a config (`gelu_pytorch_tanh` approximates with tanh).
@@ -43,7 +50,9 @@ impl Attention {
     /// Attends `x` [B, N, W] to itself; `mask` is an additive or boolean mask broadcastable to
     /// [B, heads, N, N].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        let (b, n, w) = x.size3().expect("attention input is [batch, tokens, width]");
+        let (b, n, w) = x
+            .size3()
+            .expect("attention input is [batch, tokens, width]");
         let split = |t: Tensor| t.view([b, n, self.heads, w / self.heads]).transpose(1, 2);
         let q = split(x.apply(&self.q_proj));
         let k = split(x.apply(&self.k_proj));
@@ -132,11 +141,17 @@ impl Encoder {
     /// Creates `depth` blocks under `p / "layers"`.
     pub fn new(p: nn::Path, d: &EncoderDims) -> Encoder {
         let lp = &p / "layers";
-        Encoder { layers: (0..d.depth).map(|i| EncoderLayer::new(&lp / i, d)).collect() }
+        Encoder {
+            layers: (0..d.depth)
+                .map(|i| EncoderLayer::new(&lp / i, d))
+                .collect(),
+        }
     }
 
     /// Applies every block in order.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        self.layers.iter().fold(x.shallow_clone(), |h, l| l.forward(&h, mask))
+        self.layers
+            .iter()
+            .fold(x.shallow_clone(), |h, l| l.forward(&h, mask))
     }
 }

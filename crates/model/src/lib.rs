@@ -8,13 +8,13 @@ pub mod error;
 pub mod layers;
 pub mod pooling;
 pub mod presets;
-pub mod sigmoid_loss;
 pub mod siglip;
+pub mod sigmoid_loss;
 pub mod text;
 pub mod vit;
 pub mod weights;
 
 pub use config::{SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec};
 pub use error::{ModelError, Result};
-pub use sigmoid_loss::sigmoid_loss;
 pub use siglip::{SiglipModel, SiglipOutput};
+pub use sigmoid_loss::sigmoid_loss;

@@ -15,18 +15,114 @@ pub struct Size {
 
 /// Transformer sizes by name (big_vision's `decode_variant`), plus small test sizes.
 pub const SIZES: &[(&str, Size)] = &[
-    ("mu", Size { width: 32, depth: 1, mlp: 64, heads: 2 }),
-    ("tiny", Size { width: 64, depth: 2, mlp: 256, heads: 4 }),
-    ("small", Size { width: 128, depth: 4, mlp: 512, heads: 4 }),
-    ("Ti", Size { width: 192, depth: 12, mlp: 768, heads: 3 }),
-    ("S", Size { width: 384, depth: 12, mlp: 1536, heads: 6 }),
-    ("B", Size { width: 768, depth: 12, mlp: 3072, heads: 12 }),
-    ("L", Size { width: 1024, depth: 24, mlp: 4096, heads: 16 }),
-    ("So400m", Size { width: 1152, depth: 27, mlp: 4304, heads: 16 }),
-    ("H", Size { width: 1280, depth: 32, mlp: 5120, heads: 16 }),
-    ("g", Size { width: 1408, depth: 40, mlp: 6144, heads: 16 }),
-    ("G", Size { width: 1664, depth: 48, mlp: 8192, heads: 16 }),
-    ("e", Size { width: 1792, depth: 56, mlp: 15360, heads: 16 }),
+    (
+        "mu",
+        Size {
+            width: 32,
+            depth: 1,
+            mlp: 64,
+            heads: 2,
+        },
+    ),
+    (
+        "tiny",
+        Size {
+            width: 64,
+            depth: 2,
+            mlp: 256,
+            heads: 4,
+        },
+    ),
+    (
+        "small",
+        Size {
+            width: 128,
+            depth: 4,
+            mlp: 512,
+            heads: 4,
+        },
+    ),
+    (
+        "Ti",
+        Size {
+            width: 192,
+            depth: 12,
+            mlp: 768,
+            heads: 3,
+        },
+    ),
+    (
+        "S",
+        Size {
+            width: 384,
+            depth: 12,
+            mlp: 1536,
+            heads: 6,
+        },
+    ),
+    (
+        "B",
+        Size {
+            width: 768,
+            depth: 12,
+            mlp: 3072,
+            heads: 12,
+        },
+    ),
+    (
+        "L",
+        Size {
+            width: 1024,
+            depth: 24,
+            mlp: 4096,
+            heads: 16,
+        },
+    ),
+    (
+        "So400m",
+        Size {
+            width: 1152,
+            depth: 27,
+            mlp: 4304,
+            heads: 16,
+        },
+    ),
+    (
+        "H",
+        Size {
+            width: 1280,
+            depth: 32,
+            mlp: 5120,
+            heads: 16,
+        },
+    ),
+    (
+        "g",
+        Size {
+            width: 1408,
+            depth: 40,
+            mlp: 6144,
+            heads: 16,
+        },
+    ),
+    (
+        "G",
+        Size {
+            width: 1664,
+            depth: 48,
+            mlp: 8192,
+            heads: 16,
+        },
+    ),
+    (
+        "e",
+        Size {
+            width: 1792,
+            depth: 56,
+            mlp: 15360,
+            heads: 16,
+        },
+    ),
 ];
 
 /// A vision preset name is `SIZE` or `SIZE/PATCH` (e.g. `B/16`, `So400m/14`, `tiny`).

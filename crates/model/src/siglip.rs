@@ -57,7 +57,14 @@ impl SiglipModel {
                 root.var("logit_bias", &[1], Init::Const(-10.0)),
             )
         };
-        Ok(SiglipModel { vs, vision, text, logit_scale, logit_bias, cfg: cfg.clone() })
+        Ok(SiglipModel {
+            vs,
+            vision,
+            text,
+            logit_scale,
+            logit_bias,
+            cfg: cfg.clone(),
+        })
     }
 
     /// Loads a model folder (`config.json` + `model.safetensors`), ours or transformers'.
@@ -83,7 +90,9 @@ impl SiglipModel {
     pub fn embed_images(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let out = self.vision.forward(pixel_values)?;
         let pooled = out.pooled.ok_or_else(|| {
-            crate::ModelError::Config("vision_config.vision_use_head is false: SigLIP needs the MAP head".into())
+            crate::ModelError::Config(
+                "vision_config.vision_use_head is false: SigLIP needs the MAP head".into(),
+            )
         })?;
         Ok(l2_normalize(&pooled))
     }
@@ -94,26 +103,44 @@ impl SiglipModel {
     }
 
     /// Embeds whichever inputs are given; logits when both are.
-    pub fn forward(&self, pixel_values: Option<&Tensor>, input_ids: Option<&Tensor>) -> Result<SiglipOutput> {
+    pub fn forward(
+        &self,
+        pixel_values: Option<&Tensor>,
+        input_ids: Option<&Tensor>,
+    ) -> Result<SiglipOutput> {
         let image_embeds = pixel_values.map(|p| self.embed_images(p)).transpose()?;
         let text_embeds = input_ids.map(|t| self.embed_texts(t)).transpose()?;
         let logits_per_image = match (&image_embeds, &text_embeds) {
             (Some(i), Some(t)) => Some(self.logits(i, t)),
             _ => None,
         };
-        Ok(SiglipOutput { image_embeds, text_embeds, logits_per_image })
+        Ok(SiglipOutput {
+            image_embeds,
+            text_embeds,
+            logits_per_image,
+        })
     }
 
     /// Logits between normalised embeddings.
     pub fn logits(&self, image_embeds: &Tensor, text_embeds: &Tensor) -> Tensor {
-        sigmoid_logits(image_embeds, text_embeds, &self.logit_scale, &self.logit_bias)
+        sigmoid_logits(
+            image_embeds,
+            text_embeds,
+            &self.logit_scale,
+            &self.logit_bias,
+        )
     }
 
     /// The sigmoid loss of a batch of matching pairs.
     pub fn loss(&self, pixel_values: &Tensor, input_ids: &Tensor) -> Result<Tensor> {
         let zimg = self.embed_images(pixel_values)?;
         let ztxt = self.embed_texts(input_ids)?;
-        Ok(sigmoid_loss(&zimg, &ztxt, &self.logit_scale, &self.logit_bias))
+        Ok(sigmoid_loss(
+            &zimg,
+            &ztxt,
+            &self.logit_scale,
+            &self.logit_bias,
+        ))
     }
 }
 

@@ -4,7 +4,12 @@
 use tch::{Kind, Tensor};
 
 /// Logits `exp(t') · zimg · ztxtᵀ + b` for L2-normalised embeddings [B, D] × [C, D] → [B, C].
-pub fn sigmoid_logits(zimg: &Tensor, ztxt: &Tensor, logit_scale: &Tensor, logit_bias: &Tensor) -> Tensor {
+pub fn sigmoid_logits(
+    zimg: &Tensor,
+    ztxt: &Tensor,
+    logit_scale: &Tensor,
+    logit_bias: &Tensor,
+) -> Tensor {
     zimg.matmul(&ztxt.tr()) * logit_scale.exp() + logit_bias
 }
 
@@ -12,7 +17,12 @@ pub fn sigmoid_logits(zimg: &Tensor, ztxt: &Tensor, logit_scale: &Tensor, logit_
 ///
 /// The same value as transformers' `SiglipModel(return_loss=True)` and big_vision's
 /// `sigmoid_loss`, computed in float32 even under autocast.
-pub fn sigmoid_loss(zimg: &Tensor, ztxt: &Tensor, logit_scale: &Tensor, logit_bias: &Tensor) -> Tensor {
+pub fn sigmoid_loss(
+    zimg: &Tensor,
+    ztxt: &Tensor,
+    logit_scale: &Tensor,
+    logit_bias: &Tensor,
+) -> Tensor {
     let logits = sigmoid_logits(zimg, ztxt, logit_scale, logit_bias).to_kind(Kind::Float);
     let n = logits.size()[0];
     let labels = Tensor::eye(n, (Kind::Float, logits.device())) * 2.0 - 1.0;
@@ -39,7 +49,9 @@ mod tests {
 
     #[test]
     fn gradient_pulls_matching_pairs_together() {
-        let zimg = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]).set_requires_grad(true);
+        let zimg = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0])
+            .view([2, 2])
+            .set_requires_grad(true);
         let ztxt = Tensor::from_slice(&[0.0f32, 1.0, 1.0, 0.0]).view([2, 2]);
         let t = Tensor::from_slice(&[0.0f32]);
         let b = Tensor::from_slice(&[0.0f32]);

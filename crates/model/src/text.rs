@@ -32,24 +32,46 @@ impl TextTransformer {
             eps: cfg.layer_norm_eps,
             act: &cfg.hidden_act,
         };
-        let emb = nn::EmbeddingConfig { ws_init: Init::Randn { mean: 0.0, stdev: std }, ..Default::default() };
+        let emb = nn::EmbeddingConfig {
+            ws_init: Init::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+            ..Default::default()
+        };
         TextTransformer {
-            token_embedding: nn::embedding(&e / "token_embedding", cfg.vocab_size as i64, w as i64, emb),
+            token_embedding: nn::embedding(
+                &e / "token_embedding",
+                cfg.vocab_size as i64,
+                w as i64,
+                emb,
+            ),
             position_embedding: (&e / "position_embedding").var(
                 "weight",
                 &[cfg.max_position_embeddings as i64, w as i64],
-                Init::Randn { mean: 0.0, stdev: std },
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: std,
+                },
             ),
             encoder: Encoder::new(&p / "encoder", &dims),
             final_layer_norm: layer_norm(&p / "final_layer_norm", w, cfg.layer_norm_eps),
-            head: nn::linear(&p / "head", w as i64, cfg.projection() as i64, Default::default()),
+            head: nn::linear(
+                &p / "head",
+                w as i64,
+                cfg.projection() as i64,
+                Default::default(),
+            ),
             cfg: cfg.clone(),
         }
     }
 
     /// Checks that `input_ids` is [B, L] of integers below the vocabulary size, L ≤ max length.
     pub fn check_input(&self, input_ids: &Tensor) -> Result<()> {
-        let bad = |msg: String| ModelError::Input { name: "input_ids".into(), msg };
+        let bad = |msg: String| ModelError::Input {
+            name: "input_ids".into(),
+            msg,
+        };
         let size = input_ids.size();
         if size.len() != 2 || size[1] as usize > self.cfg.max_position_embeddings || size[1] == 0 {
             return Err(bad(format!(
@@ -61,9 +83,15 @@ impl TextTransformer {
             return Err(bad(format!("dtype {:?}, expected int64", input_ids.kind())));
         }
         if input_ids.numel() > 0 {
-            let (lo, hi) = (input_ids.min().int64_value(&[]), input_ids.max().int64_value(&[]));
+            let (lo, hi) = (
+                input_ids.min().int64_value(&[]),
+                input_ids.max().int64_value(&[]),
+            );
             if lo < 0 || hi >= self.cfg.vocab_size as i64 {
-                return Err(bad(format!("token ids range {lo}..={hi}, vocabulary has {}", self.cfg.vocab_size)));
+                return Err(bad(format!(
+                    "token ids range {lo}..={hi}, vocabulary has {}",
+                    self.cfg.vocab_size
+                )));
             }
         }
         Ok(())
@@ -73,7 +101,8 @@ impl TextTransformer {
     pub fn forward(&self, input_ids: &Tensor) -> Result<Tensor> {
         self.check_input(input_ids)?;
         let len = input_ids.size()[1];
-        let x = input_ids.to_kind(Kind::Int64).apply(&self.token_embedding) + self.position_embedding.narrow(0, 0, len);
+        let x = input_ids.to_kind(Kind::Int64).apply(&self.token_embedding)
+            + self.position_embedding.narrow(0, 0, len);
         let h = self.encoder.forward(&x, None).apply(&self.final_layer_norm);
         // SigLIP pools the last position (texts are padded to a fixed length, no mask).
         Ok(h.select(1, len - 1).apply(&self.head))

@@ -34,7 +34,10 @@ impl VisionTransformer {
         let w = cfg.hidden_size;
         let e = &p / "embeddings";
         let patch = cfg.patch_size as i64;
-        let conv = nn::ConvConfig { stride: patch, ..Default::default() };
+        let conv = nn::ConvConfig {
+            stride: patch,
+            ..Default::default()
+        };
         let n = (cfg.grid() * cfg.grid()) as i64;
         let dims = EncoderDims {
             width: w,
@@ -45,16 +48,32 @@ impl VisionTransformer {
             act: &cfg.hidden_act,
         };
         VisionTransformer {
-            patch_embedding: nn::conv2d(&e / "patch_embedding", cfg.num_channels as i64, w as i64, patch, conv),
+            patch_embedding: nn::conv2d(
+                &e / "patch_embedding",
+                cfg.num_channels as i64,
+                w as i64,
+                patch,
+                conv,
+            ),
             position_embedding: (&e / "position_embedding").var(
                 "weight",
                 &[n, w as i64],
-                Init::Randn { mean: 0.0, stdev: (1.0 / w as f64).sqrt() },
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: (1.0 / w as f64).sqrt(),
+                },
             ),
             encoder: Encoder::new(&p / "encoder", &dims),
             post_layernorm: layer_norm(&p / "post_layernorm", w, cfg.layer_norm_eps),
             head: cfg.vision_use_head.then(|| {
-                MapHead::new(&p / "head", w, cfg.intermediate_size, cfg.num_attention_heads, cfg.layer_norm_eps, &cfg.hidden_act)
+                MapHead::new(
+                    &p / "head",
+                    w,
+                    cfg.intermediate_size,
+                    cfg.num_attention_heads,
+                    cfg.layer_norm_eps,
+                    &cfg.hidden_act,
+                )
             }),
             cfg: cfg.clone(),
         }
@@ -97,4 +116,3 @@ impl VisionTransformer {
 pub fn num_tokens(cfg: &SiglipVisionConfig) -> usize {
     cfg.grid() * cfg.grid()
 }
-

@@ -13,9 +13,15 @@ fn is_ignorable_buffer(name: &str) -> bool {
 /// Reads all tensors of a safetensors file.
 pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.exists() {
-        return Err(ModelError::Weights { path: path.to_path_buf(), msg: "file does not exist".into() });
+        return Err(ModelError::Weights {
+            path: path.to_path_buf(),
+            msg: "file does not exist".into(),
+        });
     }
-    Tensor::read_safetensors(path).map_err(|e| ModelError::Weights { path: path.to_path_buf(), msg: e.to_string() })
+    Tensor::read_safetensors(path).map_err(|e| ModelError::Weights {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })
 }
 
 /// Copies every variable of `vs` from `path`; any missing, unexpected or mis-shaped tensor is an
@@ -26,28 +32,47 @@ pub fn load_into(vs: &nn::VarStore, path: &Path) -> Result<()> {
 }
 
 /// As [`load_into`], from tensors already in memory (`origin` names them in errors).
-pub fn load_tensors_into(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>, origin: &Path) -> Result<()> {
+pub fn load_tensors_into(
+    vs: &nn::VarStore,
+    tensors: Vec<(String, Tensor)>,
+    origin: &Path,
+) -> Result<()> {
     let mut vars = vs.variables();
     let mut problems = Vec::new();
     let mut pending = Vec::new();
     for (name, t) in tensors {
         match vars.remove(&name) {
             Some(var) if var.size() == t.size() => pending.push((var, t)),
-            Some(var) => problems.push(format!("tensor {name}: shape {:?} in file, model expects {:?}", t.size(), var.size())),
+            Some(var) => problems.push(format!(
+                "tensor {name}: shape {:?} in file, model expects {:?}",
+                t.size(),
+                var.size()
+            )),
             None if is_ignorable_buffer(&name) => {}
             None => problems.push(format!("tensor {name}: in the file but not in the model")),
         }
     }
     let mut missing: Vec<_> = vars.into_keys().collect();
     missing.sort();
-    problems.extend(missing.into_iter().map(|n| format!("tensor {n}: missing from the file")));
+    problems.extend(
+        missing
+            .into_iter()
+            .map(|n| format!("tensor {n}: missing from the file")),
+    );
     if !problems.is_empty() {
         problems.sort();
         let shown = problems.len().min(20);
-        let more = if problems.len() > shown { format!("\n  … and {} more", problems.len() - shown) } else { String::new() };
+        let more = if problems.len() > shown {
+            format!("\n  … and {} more", problems.len() - shown)
+        } else {
+            String::new()
+        };
         return Err(ModelError::Weights {
             path: origin.to_path_buf(),
-            msg: format!("weights do not match the model:\n  {}{more}", problems[..shown].join("\n  ")),
+            msg: format!(
+                "weights do not match the model:\n  {}{more}",
+                problems[..shown].join("\n  ")
+            ),
         });
     }
     tch::no_grad(|| {
@@ -61,7 +86,11 @@ pub fn load_tensors_into(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>, orig
 
 /// Named tensors of `vs`, sorted by name, contiguous and on the CPU.
 pub fn named_cpu(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut named: Vec<_> = vs.variables().into_iter().map(|(n, t)| (n, t.detach().to_device(tch::Device::Cpu).contiguous())).collect();
+    let mut named: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
 }
@@ -69,8 +98,14 @@ pub fn named_cpu(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 /// Writes named tensors to `path` through a temporary file and a rename.
 pub fn write_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(tensors, &tmp).map_err(|e| ModelError::Weights { path: tmp.clone(), msg: e.to_string() })?;
-    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+    Tensor::write_safetensors(tensors, &tmp).map_err(|e| ModelError::Weights {
+        path: tmp.clone(),
+        msg: e.to_string(),
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Saves every variable of `vs` to `path` atomically.
@@ -80,7 +115,11 @@ pub fn save(vs: &nn::VarStore, path: &Path) -> Result<()> {
 
 /// Named parameters that require gradients (frozen towers are left out), sorted by name.
 pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut named: Vec<_> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut named: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
 }

@@ -5,7 +5,11 @@
 pub enum ShardingError {
     /// A launcher variable is present but malformed.
     #[error("environment variable {var}={value:?} is not a valid {what}")]
-    BadEnv { var: String, value: String, what: &'static str },
+    BadEnv {
+        var: String,
+        value: String,
+        what: &'static str,
+    },
     /// A collective failed.
     #[error("collective {op} failed: {msg}")]
     Collective { op: &'static str, msg: String },

@@ -9,4 +9,4 @@ pub mod rank;
 
 pub use error::{Result, ShardingError};
 pub use group::{ProcessGroup, ReduceOp, SingleProcess};
-pub use rank::{RankInfo, discover};
+pub use rank::{discover, RankInfo};

@@ -18,14 +18,29 @@ pub struct RankInfo {
 impl RankInfo {
     /// The single-process default.
     pub fn single() -> RankInfo {
-        RankInfo { rank: 0, world_size: 1, local_rank: 0, source: "none" }
+        RankInfo {
+            rank: 0,
+            world_size: 1,
+            local_rank: 0,
+            source: "none",
+        }
     }
 }
 
 /// Variable names per launcher: (rank, world size, local rank, name). First match wins.
 const LAUNCHERS: &[(&str, &str, &str, &str)] = &[
-    ("PALISADE_RANK", "PALISADE_WORLD_SIZE", "PALISADE_LOCAL_RANK", "palisade"),
-    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "openmpi"),
+    (
+        "PALISADE_RANK",
+        "PALISADE_WORLD_SIZE",
+        "PALISADE_LOCAL_RANK",
+        "palisade",
+    ),
+    (
+        "OMPI_COMM_WORLD_RANK",
+        "OMPI_COMM_WORLD_SIZE",
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "openmpi",
+    ),
     ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "pmi"),
     ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "slurm"),
 ];
@@ -35,15 +50,20 @@ pub fn discover_from(get: impl Fn(&str) -> Option<String>) -> Result<RankInfo> {
     let parse = |var: &str, what: &'static str| -> Result<Option<usize>> {
         match get(var) {
             None => Ok(None),
-            Some(v) => v.trim().parse().map(Some).map_err(|_| ShardingError::BadEnv {
-                var: var.to_string(),
-                value: v,
-                what,
-            }),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ShardingError::BadEnv {
+                    var: var.to_string(),
+                    value: v,
+                    what,
+                }),
         }
     };
     for &(rank_var, size_var, local_var, source) in LAUNCHERS {
-        let (Some(rank), Some(world_size)) = (parse(rank_var, "rank")?, parse(size_var, "world size")?)
+        let (Some(rank), Some(world_size)) =
+            (parse(rank_var, "rank")?, parse(size_var, "world size")?)
         else {
             continue;
         };
@@ -55,7 +75,12 @@ pub fn discover_from(get: impl Fn(&str) -> Option<String>) -> Result<RankInfo> {
             });
         }
         let local_rank = parse(local_var, "local rank")?.unwrap_or(0);
-        return Ok(RankInfo { rank, world_size, local_rank, source });
+        return Ok(RankInfo {
+            rank,
+            world_size,
+            local_rank,
+            source,
+        });
     }
     Ok(RankInfo::single())
 }
@@ -71,8 +96,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -84,7 +111,10 @@ mod tests {
             ("OMPI_COMM_WORLD_LOCAL_RANK", "1"),
         ]))
         .unwrap();
-        assert_eq!((r.rank, r.world_size, r.local_rank, r.source), (3, 4, 1, "openmpi"));
+        assert_eq!(
+            (r.rank, r.world_size, r.local_rank, r.source),
+            (3, 4, 1, "openmpi")
+        );
         let r = discover_from(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "2")])).unwrap();
         assert_eq!((r.rank, r.world_size, r.source), (0, 2, "slurm"));
         assert_eq!(discover_from(env(&[])).unwrap(), RankInfo::single());

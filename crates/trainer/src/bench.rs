@@ -30,16 +30,36 @@ pub struct StepBench {
 }
 
 /// Runs `warmup` untimed and `steps` timed training steps.
-pub fn train_step(cfg: &ExperimentConfig, vocab: usize, warmup: usize, steps: usize) -> Result<StepBench> {
+pub fn train_step(
+    cfg: &ExperimentConfig,
+    vocab: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepBench> {
     let device = setup::parse_device(&cfg.device, 0)?;
     setup::set_threads(cfg.threads);
     let mcfg = setup::model_config(cfg, vocab)?;
     let model = setup::build_model(cfg, &mcfg, device)?;
     let t = &cfg.train;
-    let mut opt = AdamW::new(weights::trainable(&model.vs), AdamWConfig { betas: t.betas, eps: t.eps, weight_decay: t.weight_decay });
-    let (b, s, l) = (t.batch_size as i64, mcfg.vision_config.image_size as i64, mcfg.text_config.max_position_embeddings as i64);
+    let mut opt = AdamW::new(
+        weights::trainable(&model.vs),
+        AdamWConfig {
+            betas: t.betas,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+    );
+    let (b, s, l) = (
+        t.batch_size as i64,
+        mcfg.vision_config.image_size as i64,
+        mcfg.text_config.max_position_embeddings as i64,
+    );
     let pixels = Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0;
-    let ids = Tensor::randint(mcfg.text_config.vocab_size as i64, [b, l], (Kind::Int64, device));
+    let ids = Tensor::randint(
+        mcfg.text_config.vocab_size as i64,
+        [b, l],
+        (Kind::Int64, device),
+    );
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
@@ -58,7 +78,12 @@ pub fn train_step(cfg: &ExperimentConfig, vocab: usize, warmup: usize, steps: us
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-    let params = model.vs.trainable_variables().iter().map(|p| p.numel() as i64).sum();
+    let params = model
+        .vs
+        .trainable_variables()
+        .iter()
+        .map(|p| p.numel() as i64)
+        .sum();
     Ok(StepBench {
         params,
         batch_size: t.batch_size,

@@ -44,7 +44,10 @@ pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in std::fs::read_dir(root).map_err(io_at(root))? {
         let entry = entry.map_err(io_at(root))?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             if entry.path().join(STATE_FILE).exists() {
                 out.push((step, entry.path()));
             }
@@ -61,20 +64,36 @@ pub fn latest(root: &Path) -> Result<Option<(u64, PathBuf)>> {
 
 /// Writes a checkpoint: `fill` writes the files into a temporary folder, which is then renamed
 /// to `step-N`; older folders beyond `keep_last` are removed afterwards.
-pub fn write(root: &Path, state: &TrainState, keep_last: usize, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+pub fn write(
+    root: &Path,
+    state: &TrainState,
+    keep_last: usize,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(io_at(root))?;
     let final_dir = root.join(dir_name(state.step));
-    let tmp = root.join(format!(".tmp-{}-{}", dir_name(state.step), std::process::id()));
+    let tmp = root.join(format!(
+        ".tmp-{}-{}",
+        dir_name(state.step),
+        std::process::id()
+    ));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
     fill(&tmp)?;
-    let json = serde_json::to_string_pretty(state).map_err(|e| TrainerError::Checkpoint { path: tmp.clone(), msg: e.to_string() })?;
+    let json = serde_json::to_string_pretty(state).map_err(|e| TrainerError::Checkpoint {
+        path: tmp.clone(),
+        msg: e.to_string(),
+    })?;
     std::fs::write(tmp.join(STATE_FILE), json).map_err(io_at(tmp.join(STATE_FILE)))?;
     if final_dir.exists() {
         // Re-writing the same step (e.g. after a resume): swap in the new one.
-        let old = root.join(format!(".old-{}-{}", dir_name(state.step), std::process::id()));
+        let old = root.join(format!(
+            ".old-{}-{}",
+            dir_name(state.step),
+            std::process::id()
+        ));
         std::fs::rename(&final_dir, &old).map_err(io_at(&final_dir))?;
         std::fs::rename(&tmp, &final_dir).map_err(io_at(&final_dir))?;
         std::fs::remove_dir_all(&old).map_err(io_at(&old))?;
@@ -94,7 +113,10 @@ pub fn write(root: &Path, state: &TrainState, keep_last: usize, fill: impl FnOnc
 pub fn read_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&p).map_err(io_at(&p))?;
-    serde_json::from_str(&text).map_err(|e| TrainerError::Checkpoint { path: p, msg: format!("state.json is malformed: {e}") })
+    serde_json::from_str(&text).map_err(|e| TrainerError::Checkpoint {
+        path: p,
+        msg: format!("state.json is malformed: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -102,20 +124,39 @@ mod tests {
     use super::*;
 
     fn state(step: u64) -> TrainState {
-        TrainState { step, examples_seen: step * 4, data_cursors: vec![Cursor::default()], seed: 1, config_hash: "h".into(), world_size: 1 }
+        TrainState {
+            step,
+            examples_seen: step * 4,
+            data_cursors: vec![Cursor::default()],
+            seed: 1,
+            config_hash: "h".into(),
+            world_size: 1,
+        }
     }
 
     #[test]
     fn writes_atomically_and_keeps_last_k() {
         let dir = tempfile::tempdir().unwrap();
         for s in [10, 20, 30] {
-            write(dir.path(), &state(s), 2, |d| std::fs::write(d.join("x"), "1").map_err(io_at(d))).unwrap();
+            write(dir.path(), &state(s), 2, |d| {
+                std::fs::write(d.join("x"), "1").map_err(io_at(d))
+            })
+            .unwrap();
         }
-        let steps: Vec<u64> = list(dir.path()).unwrap().into_iter().map(|(s, _)| s).collect();
+        let steps: Vec<u64> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(steps, vec![20, 30]);
-        assert_eq!(read_state(&latest(dir.path()).unwrap().unwrap().1).unwrap(), state(30));
+        assert_eq!(
+            read_state(&latest(dir.path()).unwrap().unwrap().1).unwrap(),
+            state(30)
+        );
         // A failed fill leaves the existing checkpoints intact and no final folder for the step.
-        let err = write(dir.path(), &state(40), 2, |_| Err(TrainerError::Config("boom".into())));
+        let err = write(dir.path(), &state(40), 2, |_| {
+            Err(TrainerError::Config("boom".into()))
+        });
         assert!(err.is_err());
         assert_eq!(latest(dir.path()).unwrap().unwrap().0, 30);
     }

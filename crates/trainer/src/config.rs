@@ -213,13 +213,18 @@ impl ExperimentConfig {
             // For an unknown field, point at the offending key itself.
             let key = match inner.split('`').nth(1) {
                 Some(field) if inner.starts_with("unknown field") => {
-                    if path == "." || path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+                    if path == "." || path.is_empty() {
+                        field.to_string()
+                    } else {
+                        format!("{path}.{field}")
+                    }
                 }
                 _ => path,
             };
             TrainerError::Config(format!("{}: key {key}: {inner}", tree.origin_of(&key)))
         })?;
-        cfg.validate().map_err(|e| TrainerError::Config(format!("{}: {e}", tree.file.display())))?;
+        cfg.validate()
+            .map_err(|e| TrainerError::Config(format!("{}: {e}", tree.file.display())))?;
         Ok(cfg)
     }
 
@@ -233,10 +238,16 @@ impl ExperimentConfig {
             return Err("key train.steps: must be positive".into());
         }
         if !(t.lr > 0.0 && t.lr.is_finite()) {
-            return Err(format!("key train.lr: {} is not a positive learning rate", t.lr));
+            return Err(format!(
+                "key train.lr: {} is not a positive learning rate",
+                t.lr
+            ));
         }
         if t.warmup_steps > t.steps {
-            return Err(format!("key train.warmup_steps: {} exceeds train.steps {}", t.warmup_steps, t.steps));
+            return Err(format!(
+                "key train.warmup_steps: {} exceeds train.steps {}",
+                t.warmup_steps, t.steps
+            ));
         }
         if !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return Err("key train.min_lr_ratio: must be within [0, 1]".into());
@@ -251,7 +262,10 @@ impl ExperimentConfig {
             return Err("keys train.log_every and train.checkpoint_every: must be positive".into());
         }
         if !(self.device == "cpu" || self.device == "cuda" || self.device.starts_with("cuda:")) {
-            return Err(format!("key device: {:?} is not cpu, cuda or cuda:N", self.device));
+            return Err(format!(
+                "key device: {:?} is not cpu, cuda or cuda:N",
+                self.device
+            ));
         }
         self.eval.validate()?;
         Ok(())
@@ -259,7 +273,8 @@ impl ExperimentConfig {
 
     /// The resolved config as YAML (what is written into the run folder).
     pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(self).unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+        serde_norway::to_string(self)
+            .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
     }
 
     /// SHA-256 of the resolved config, recorded in checkpoints.

@@ -14,12 +14,31 @@ use std::sync::Arc;
 pub const REPORT_DIR: &str = "report";
 
 /// Embeds the held-out split and scores it; `None` when no `data.eval` is configured.
-pub fn evaluate(cfg: &ExperimentConfig, model: &SiglipModel, tok: &Arc<TextTokenizer>, step: Option<u64>) -> Result<Option<EvalReport>> {
+pub fn evaluate(
+    cfg: &ExperimentConfig,
+    model: &SiglipModel,
+    tok: &Arc<TextTokenizer>,
+    step: Option<u64>,
+) -> Result<Option<EvalReport>> {
     if cfg.data.eval.is_none() {
         return Ok(None);
     }
-    let loader = setup::loader(cfg, Split::Eval, tok, model.config(), cfg.eval.batch_size, 0, 1)?;
-    Ok(Some(siglip_eval::evaluate(model, loader.epoch_batches(), tok, &cfg.eval, step)?))
+    let loader = setup::loader(
+        cfg,
+        Split::Eval,
+        tok,
+        model.config(),
+        cfg.eval.batch_size,
+        0,
+        1,
+    )?;
+    Ok(Some(siglip_eval::evaluate(
+        model,
+        loader.epoch_batches(),
+        tok,
+        &cfg.eval,
+        step,
+    )?))
 }
 
 /// Writes `report/eval.json` and `report/eval.md` in `run_dir`.

@@ -49,7 +49,11 @@ impl AdamW {
                 param,
             })
             .collect();
-        AdamW { cfg, slots, step: 0 }
+        AdamW {
+            cfg,
+            slots,
+            step: 0,
+        }
     }
 
     /// Global L2 norm of all gradients (absent gradients count as zero).
@@ -57,12 +61,17 @@ impl AdamW {
         let squares: Vec<Tensor> = self
             .slots
             .iter()
-            .filter_map(|s| s.param.grad().defined().then(|| s.param.grad().to_kind(Kind::Float).square().sum(Kind::Float)))
+            .map(|s| s.param.grad())
+            .filter(Tensor::defined)
+            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
             .collect();
         if squares.is_empty() {
             return 0.0;
         }
-        Tensor::stack(&squares, 0).sum(Kind::Float).sqrt().double_value(&[])
+        Tensor::stack(&squares, 0)
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[])
     }
 
     /// Scales gradients so their global norm is at most `max_norm`; returns the norm before.
@@ -100,7 +109,10 @@ impl AdamW {
                     let _ = s.param.g_mul_scalar_(1.0 - lr * wd);
                 }
                 let _ = s.exp_avg.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = s.exp_avg_sq.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
+                let _ = s
+                    .exp_avg_sq
+                    .g_mul_scalar_(b2)
+                    .g_add_(&(g.square() * (1.0 - b2)));
                 let denom = (&s.exp_avg_sq / bc2).sqrt() + eps;
                 let _ = s.param.g_sub_(&(&s.exp_avg / &denom * (lr / bc1)));
             }
@@ -124,24 +136,47 @@ impl AdamW {
             .iter()
             .flat_map(|s| {
                 [
-                    (format!("exp_avg.{}", s.name), s.exp_avg.to_device(tch::Device::Cpu).contiguous()),
-                    (format!("exp_avg_sq.{}", s.name), s.exp_avg_sq.to_device(tch::Device::Cpu).contiguous()),
+                    (
+                        format!("exp_avg.{}", s.name),
+                        s.exp_avg.to_device(tch::Device::Cpu).contiguous(),
+                    ),
+                    (
+                        format!("exp_avg_sq.{}", s.name),
+                        s.exp_avg_sq.to_device(tch::Device::Cpu).contiguous(),
+                    ),
                 ]
             })
             .collect()
     }
 
     /// Restores moments written by [`AdamW::state_tensors`]; every slot must be present with its shape.
-    pub fn load_state(&mut self, tensors: Vec<(String, Tensor)>, step: u64, origin: &Path) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: Vec<(String, Tensor)>,
+        step: u64,
+        origin: &Path,
+    ) -> Result<()> {
         let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        let bad = |msg: String| TrainerError::Checkpoint { path: origin.to_path_buf(), msg };
+        let bad = |msg: String| TrainerError::Checkpoint {
+            path: origin.to_path_buf(),
+            msg,
+        };
         tch::no_grad(|| {
             for s in &mut self.slots {
-                for (prefix, dst) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+                for (prefix, dst) in [
+                    ("exp_avg", &mut s.exp_avg),
+                    ("exp_avg_sq", &mut s.exp_avg_sq),
+                ] {
                     let key = format!("{prefix}.{}", s.name);
-                    let t = map.remove(&key).ok_or_else(|| bad(format!("optimizer tensor {key} is missing")))?;
+                    let t = map
+                        .remove(&key)
+                        .ok_or_else(|| bad(format!("optimizer tensor {key} is missing")))?;
                     if t.size() != dst.size() {
-                        return Err(bad(format!("optimizer tensor {key}: shape {:?}, expected {:?}", t.size(), dst.size())));
+                        return Err(bad(format!(
+                            "optimizer tensor {key}: shape {:?}, expected {:?}",
+                            t.size(),
+                            dst.size()
+                        )));
                     }
                     dst.f_copy_(&t)?;
                 }
@@ -149,7 +184,9 @@ impl AdamW {
             Ok(())
         })?;
         if let Some(extra) = map.keys().next() {
-            return Err(bad(format!("optimizer tensor {extra} matches no trainable parameter")));
+            return Err(bad(format!(
+                "optimizer tensor {extra} matches no trainable parameter"
+            )));
         }
         self.step = step;
         Ok(())
@@ -163,9 +200,20 @@ mod tests {
     #[test]
     fn first_step_moves_each_weight_by_lr() {
         // With bias correction, Adam's first update is lr · sign(g) (for |g| ≫ ε).
-        let p = Tensor::from_slice(&[1.0f32, -1.0, 0.5, 2.0]).view([2, 2]).set_requires_grad(true);
-        let mut opt = AdamW::new(vec![("w".into(), p.shallow_clone())], AdamWConfig { betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0 });
-        (&p * Tensor::from_slice(&[3.0f32, -2.0, 1.0, -0.5]).view([2, 2])).sum(Kind::Float).backward();
+        let p = Tensor::from_slice(&[1.0f32, -1.0, 0.5, 2.0])
+            .view([2, 2])
+            .set_requires_grad(true);
+        let mut opt = AdamW::new(
+            vec![("w".into(), p.shallow_clone())],
+            AdamWConfig {
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+        );
+        (&p * Tensor::from_slice(&[3.0f32, -2.0, 1.0, -0.5]).view([2, 2]))
+            .sum(Kind::Float)
+            .backward();
         opt.step(0.1);
         let got = Vec::<f32>::try_from(p.detach().flatten(0, 1)).unwrap();
         let want = [0.9f32, -0.9, 0.4, 2.1];
@@ -177,8 +225,17 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let p = Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
-        let opt = AdamW::new(vec![("b".into(), p.shallow_clone())], AdamWConfig { betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0 });
-        (&p * Tensor::from_slice(&[3.0f32, 4.0, 0.0])).sum(Kind::Float).backward();
+        let opt = AdamW::new(
+            vec![("b".into(), p.shallow_clone())],
+            AdamWConfig {
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+        );
+        (&p * Tensor::from_slice(&[3.0f32, 4.0, 0.0]))
+            .sum(Kind::Float)
+            .backward();
         let before = opt.clip_grad_norm(1.0);
         assert!((before - 5.0).abs() < 1e-5);
         assert!((opt.grad_norm() - 1.0).abs() < 1e-4);

@@ -33,7 +33,12 @@ mod tests {
 
     #[test]
     fn warms_up_then_decays() {
-        let s = WarmupCosine { peak: 1.0, warmup: 10, total: 110, min_ratio: 0.1 };
+        let s = WarmupCosine {
+            peak: 1.0,
+            warmup: 10,
+            total: 110,
+            min_ratio: 0.1,
+        };
         assert!((s.lr(0) - 0.1).abs() < 1e-12);
         assert!((s.lr(9) - 1.0).abs() < 1e-12);
         assert!((s.lr(10) - 1.0).abs() < 1e-12);

@@ -16,36 +16,63 @@ pub fn parse_device(device: &str, local_rank: usize) -> Result<Device> {
         "cuda" => Device::Cuda(local_rank),
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             Some(n) => Device::Cuda(n),
-            None => return Err(TrainerError::Config(format!("key device: {other:?} is not cpu, cuda or cuda:N"))),
+            None => {
+                return Err(TrainerError::Config(format!(
+                    "key device: {other:?} is not cpu, cuda or cuda:N"
+                )))
+            }
         },
     };
     if !tch::Cuda::is_available() {
-        return Err(TrainerError::Config(format!("key device: {device} was asked for but libtorch sees no CUDA device")));
+        return Err(TrainerError::Config(format!(
+            "key device: {device} was asked for but libtorch sees no CUDA device"
+        )));
     }
     Ok(d)
 }
 
 /// Sets libtorch's intra-op threads (0: every core).
 pub fn set_threads(threads: usize) {
-    let n = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+    let n = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    };
     tch::set_num_threads(n as i32);
 }
 
 /// Generates the synthetic shapes data named in `data.synth` unless it is already there.
 pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
-    let Some(s) = &cfg.data.synth else { return Ok(()) };
-    let splits = [(&s.train_dir, s.train_rows, cfg.seed), (&s.eval_dir, s.eval_rows, cfg.seed.wrapping_add(1_000_003))];
+    let Some(s) = &cfg.data.synth else {
+        return Ok(());
+    };
+    let splits = [
+        (&s.train_dir, s.train_rows, cfg.seed),
+        (&s.eval_dir, s.eval_rows, cfg.seed.wrapping_add(1_000_003)),
+    ];
     for (dir, rows, seed) in splits {
         if has_parquet(dir) {
             continue;
         }
         tracing::info!("generating {rows} synthetic scenes into {}", dir.display());
-        let shapes = ShapesConfig { rows, image_size: s.image_size, max_objects: s.max_objects, seed, ..Default::default() };
+        let shapes = ShapesConfig {
+            rows,
+            image_size: s.image_size,
+            max_objects: s.max_objects,
+            seed,
+            ..Default::default()
+        };
         palisade_data::write_shapes(dir, &shapes)?;
     }
     if !cfg.data.tokenizer.exists() {
         let shards = palisade_data::resolve_shards(&cfg.data.train, Path::new("."))?;
-        tracing::info!("training a {}-token tokenizer into {}", s.vocab_size, cfg.data.tokenizer.display());
+        tracing::info!(
+            "training a {}-token tokenizer into {}",
+            s.vocab_size,
+            cfg.data.tokenizer.display()
+        );
         palisade_data::train_tokenizer_for(&shards, s.vocab_size, &cfg.data.tokenizer)?;
     }
     Ok(())
@@ -53,7 +80,10 @@ pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
 
 fn has_parquet(dir: &Path) -> bool {
     std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().any(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        })
         .unwrap_or(false)
 }
 
@@ -65,16 +95,28 @@ pub fn tokenizer(cfg: &ExperimentConfig) -> Result<Arc<TextTokenizer>> {
 /// The data spec named in `data.spec`: a built-in name or a YAML path.
 pub fn data_spec(cfg: &ExperimentConfig) -> Result<DataSpec> {
     let s = &cfg.data.spec;
-    Ok(if s.ends_with(".yaml") || s.ends_with(".yml") { DataSpec::load(Path::new(s))? } else { DataSpec::embedded(s)? })
+    Ok(if s.ends_with(".yaml") || s.ends_with(".yml") {
+        DataSpec::load(Path::new(s))?
+    } else {
+        DataSpec::embedded(s)?
+    })
 }
 
 /// The model config the experiment describes (vocabulary from the tokenizer unless set).
 pub fn model_config(cfg: &ExperimentConfig, vocab: usize) -> Result<SiglipConfig> {
-    Ok(SiglipConfig::from_specs(&cfg.model.vision, &cfg.model.text, vocab)?)
+    Ok(SiglipConfig::from_specs(
+        &cfg.model.vision,
+        &cfg.model.text,
+        vocab,
+    )?)
 }
 
 /// A model: from `model.init` when set, else freshly initialised from the seed.
-pub fn build_model(cfg: &ExperimentConfig, mcfg: &SiglipConfig, device: Device) -> Result<SiglipModel> {
+pub fn build_model(
+    cfg: &ExperimentConfig,
+    mcfg: &SiglipConfig,
+    device: Device,
+) -> Result<SiglipModel> {
     tch::manual_seed(cfg.seed as i64);
     match &cfg.model.init {
         Some(dir) => {
@@ -112,16 +154,19 @@ pub fn loader(
 ) -> Result<Loader> {
     let pattern = match split {
         Split::Train => cfg.data.train.clone(),
-        Split::Eval => cfg
-            .data
-            .eval
-            .clone()
-            .ok_or_else(|| TrainerError::Config("key data.eval: no held-out shards are configured".into()))?,
+        Split::Eval => cfg.data.eval.clone().ok_or_else(|| {
+            TrainerError::Config("key data.eval: no held-out shards are configured".into())
+        })?,
     };
     let shards = palisade_data::resolve_shards(&pattern, Path::new("."))?;
     let label_columns = match split {
         Split::Train => Vec::new(),
-        Split::Eval => cfg.eval.zero_shot.iter().map(|z| z.label_column.clone()).collect(),
+        Split::Eval => cfg
+            .eval
+            .zero_shot
+            .iter()
+            .map(|z| z.label_column.clone())
+            .collect(),
     };
     let lc = LoaderConfig {
         shards,

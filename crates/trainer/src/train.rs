@@ -17,7 +17,6 @@ use palisade_sharding::{ProcessGroup, SingleProcess};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-
 /// Config file written into every run folder.
 pub const RUN_CONFIG_FILE: &str = "config.yaml";
 /// Checkpoint folder inside a run folder.
@@ -58,12 +57,19 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
     let device = setup::parse_device(&cfg.device, rank_info.local_rank)?;
     setup::set_threads(cfg.threads);
     let t = &cfg.train;
-    if t.batch_size % world != 0 {
-        return Err(TrainerError::Config(format!("key train.batch_size: {} is not divisible by {world} ranks", t.batch_size)));
+    if !t.batch_size.is_multiple_of(world) {
+        return Err(TrainerError::Config(format!(
+            "key train.batch_size: {} is not divisible by {world} ranks",
+            t.batch_size
+        )));
     }
     let run_dir = cfg.resolve_run_dir(opts.run_dir.as_deref());
     let ckpt_root = run_dir.join(CHECKPOINT_DIR);
-    let resume_from = if opts.resume { checkpoint::latest(&ckpt_root)? } else { None };
+    let resume_from = if opts.resume {
+        checkpoint::latest(&ckpt_root)?
+    } else {
+        None
+    };
     if !opts.resume && !checkpoint::list(&ckpt_root)?.is_empty() {
         return Err(TrainerError::Config(format!(
             "run folder {} already holds checkpoints: pass --resume to continue it, or choose another --run-dir",
@@ -80,9 +86,29 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
     let mcfg = setup::model_config(cfg, tok.vocab_size())?;
     let model = setup::build_model(cfg, &mcfg, device)?;
     let trainable = weights::trainable(&model.vs);
-    let mut opt = AdamW::new(trainable, AdamWConfig { betas: t.betas, eps: t.eps, weight_decay: t.weight_decay });
-    let sched = WarmupCosine { peak: t.lr, warmup: t.warmup_steps, total: t.steps, min_ratio: t.min_lr_ratio };
-    let mut loader = setup::loader(cfg, Split::Train, &tok, &mcfg, t.batch_size / world, rank, world)?;
+    let mut opt = AdamW::new(
+        trainable,
+        AdamWConfig {
+            betas: t.betas,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+    );
+    let sched = WarmupCosine {
+        peak: t.lr,
+        warmup: t.warmup_steps,
+        total: t.steps,
+        min_ratio: t.min_lr_ratio,
+    };
+    let mut loader = setup::loader(
+        cfg,
+        Split::Train,
+        &tok,
+        &mcfg,
+        t.batch_size / world,
+        rank,
+        world,
+    )?;
 
     // --- Resume ---------------------------------------------------------------------------
     let mut step = 0u64;
@@ -92,25 +118,41 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         if state.world_size != world {
             return Err(TrainerError::Checkpoint {
                 path: dir.clone(),
-                msg: format!("written by {} ranks, this run has {world}", state.world_size),
+                msg: format!(
+                    "written by {} ranks, this run has {world}",
+                    state.world_size
+                ),
             });
         }
         if state.config_hash != cfg.hash() {
-            tracing::warn!("resuming {} with a config that differs from the one that wrote it", dir.display());
+            tracing::warn!(
+                "resuming {} with a config that differs from the one that wrote it",
+                dir.display()
+            );
         }
         weights::load_into(&model.vs, &dir.join(palisade_model::siglip::WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
-        let cursor = state.data_cursors.get(rank).ok_or_else(|| TrainerError::Checkpoint {
-            path: dir.clone(),
-            msg: format!("no data cursor for rank {rank}"),
-        })?;
+        let cursor = state
+            .data_cursors
+            .get(rank)
+            .ok_or_else(|| TrainerError::Checkpoint {
+                path: dir.clone(),
+                msg: format!("no data cursor for rank {rank}"),
+            })?;
         loader.seek(cursor)?;
         step = state.step;
         examples_seen = state.examples_seen;
         tracing::info!("resumed from {} at step {step}", dir.display());
     }
-    let mut metrics = if rank == 0 { Some(MetricsLog::open(&run_dir, resume_from.as_ref().map(|_| step))?) } else { None };
+    let mut metrics = if rank == 0 {
+        Some(MetricsLog::open(
+            &run_dir,
+            resume_from.as_ref().map(|_| step),
+        )?)
+    } else {
+        None
+    };
     let bar = progress_bar(opts.progress && rank == 0, t.steps, step);
 
     // --- Loop -----------------------------------------------------------------------------
@@ -125,7 +167,10 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         let loss = tch::autocast(device.is_cuda(), || model.loss(&pixels, &ids))?;
         last_loss = loss.double_value(&[]);
         if !last_loss.is_finite() {
-            return Err(TrainerError::Numerics { step, msg: format!("loss is {last_loss}; checkpoints so far are intact") });
+            return Err(TrainerError::Numerics {
+                step,
+                msg: format!("loss is {last_loss}; checkpoints so far are intact"),
+            });
         }
         loss.backward();
         // Data parallelism averages gradients here (a no-op for one rank).
@@ -142,16 +187,25 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         bar.set_position(step);
 
         // --- Log ------------------------------------------------------------------------
-        if step % t.log_every == 0 || step == last_step {
+        if step.is_multiple_of(t.log_every) || step == last_step {
             let secs = window.0.elapsed().as_secs_f64().max(1e-9);
             let values = vec![
                 ("train/loss".to_string(), last_loss),
                 ("train/lr".to_string(), lr),
-                ("train/temperature".to_string(), model.logit_scale.exp().double_value(&[0])),
-                ("train/bias".to_string(), model.logit_bias.double_value(&[0])),
+                (
+                    "train/temperature".to_string(),
+                    model.logit_scale.exp().double_value(&[0]),
+                ),
+                (
+                    "train/bias".to_string(),
+                    model.logit_bias.double_value(&[0]),
+                ),
                 ("train/grad_norm".to_string(), grad_norm),
                 ("train/examples_per_sec".to_string(), window.1 as f64 / secs),
-                ("train/data_wait_ms".to_string(), 1000.0 * window.2 / (window.1 as f64 / t.batch_size as f64).max(1.0)),
+                (
+                    "train/data_wait_ms".to_string(),
+                    1000.0 * window.2 / (window.1 as f64 / t.batch_size as f64).max(1.0),
+                ),
                 ("train/skipped_examples".to_string(), batch.skipped as f64),
             ];
             bar.set_message(format!("loss {last_loss:.4}"));
@@ -164,7 +218,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         }
 
         // --- Checkpoint ------------------------------------------------------------------
-        if step % t.checkpoint_every == 0 || step == last_step {
+        if step.is_multiple_of(t.checkpoint_every) || step == last_step {
             let state = TrainState {
                 step,
                 examples_seen,
@@ -185,7 +239,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         }
 
         // --- Periodic evaluation -----------------------------------------------------------
-        if t.eval_every > 0 && step % t.eval_every == 0 && step < t.steps && rank == 0 {
+        if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps && rank == 0 {
             if let Some(r) = evaluate::evaluate(cfg, &model, &tok, Some(step))? {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
@@ -207,12 +261,23 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
             }
         }
     }
-    Ok(TrainSummary { run_dir, step, last_loss, report })
+    Ok(TrainSummary {
+        run_dir,
+        step,
+        last_loss,
+        report,
+    })
 }
 
 /// Gradients of the trainable parameters (shallow handles, reduced in place).
 fn opt_grads(model: &palisade_model::SiglipModel) -> Vec<tch::Tensor> {
-    model.vs.trainable_variables().iter().map(|p| p.grad()).filter(|g| g.defined()).collect()
+    model
+        .vs
+        .trainable_variables()
+        .iter()
+        .map(|p| p.grad())
+        .filter(|g| g.defined())
+        .collect()
 }
 
 fn progress_bar(enabled: bool, total: u64, pos: u64) -> ProgressBar {
@@ -221,8 +286,10 @@ fn progress_bar(enabled: bool, total: u64, pos: u64) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(pos);
     bar
@@ -234,4 +301,3 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::write(&tmp, text).map_err(io_at(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_at(path))
 }
-

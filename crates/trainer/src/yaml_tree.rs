@@ -22,7 +22,11 @@ impl YamlTree {
     pub fn load(path: &Path) -> Result<YamlTree> {
         let mut seen = Vec::new();
         let (root, origins) = load_with_bases(path, &mut seen)?;
-        Ok(YamlTree { root, origins, file: path.to_path_buf() })
+        Ok(YamlTree {
+            root,
+            origins,
+            file: path.to_path_buf(),
+        })
     }
 
     /// Applies `key.path=value` overrides; the value is parsed as YAML (`3`, `1e-3`, `[1, 2]`, `cuda`).
@@ -31,14 +35,19 @@ impl YamlTree {
             let (key, raw) = set.split_once('=').ok_or_else(|| {
                 TrainerError::Config(format!("--set {set:?}: expected KEY.PATH=VALUE"))
             })?;
-            let value: Value = serde_norway::from_str(raw)
-                .map_err(|e| TrainerError::Config(format!("--set {key}: value {raw:?} is not valid YAML: {e}")))?;
+            let value: Value = serde_norway::from_str(raw).map_err(|e| {
+                TrainerError::Config(format!("--set {key}: value {raw:?} is not valid YAML: {e}"))
+            })?;
             let parts: Vec<&str> = key.split('.').collect();
             if parts.iter().any(|p| p.is_empty()) {
-                return Err(TrainerError::Config(format!("--set {set:?}: empty key segment")));
+                return Err(TrainerError::Config(format!(
+                    "--set {set:?}: empty key segment"
+                )));
             }
             set_path(&mut self.root, &parts, value).map_err(|at| {
-                TrainerError::Config(format!("--set {key}: {at} is not a mapping, cannot set a key inside it"))
+                TrainerError::Config(format!(
+                    "--set {key}: {at} is not a mapping, cannot set a key inside it"
+                ))
             })?;
             record(&mut self.origins, key, "--set");
         }
@@ -65,20 +74,35 @@ fn record(origins: &mut BTreeMap<String, String>, key: &str, origin: &str) {
     origins.insert(key.to_string(), origin.to_string());
 }
 
-fn load_with_bases(path: &Path, seen: &mut Vec<PathBuf>) -> Result<(Value, BTreeMap<String, String>)> {
-    let canon = path.canonicalize().map_err(|e| TrainerError::Io { path: path.to_path_buf(), source: e })?;
+fn load_with_bases(
+    path: &Path,
+    seen: &mut Vec<PathBuf>,
+) -> Result<(Value, BTreeMap<String, String>)> {
+    let canon = path.canonicalize().map_err(|e| TrainerError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if seen.contains(&canon) {
-        return Err(TrainerError::Config(format!("{}: `base:` chain loops back to this file", path.display())));
+        return Err(TrainerError::Config(format!(
+            "{}: `base:` chain loops back to this file",
+            path.display()
+        )));
     }
     seen.push(canon);
-    let text = std::fs::read_to_string(path).map_err(|e| TrainerError::Io { path: path.to_path_buf(), source: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| TrainerError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let mut doc: Value = serde_norway::from_str(&text)
         .map_err(|e| TrainerError::Config(format!("{}: not valid YAML: {e}", path.display())))?;
     if doc.is_null() {
         doc = Value::Mapping(Mapping::new());
     }
     let Value::Mapping(map) = &mut doc else {
-        return Err(TrainerError::Config(format!("{}: the top level must be a mapping of keys", path.display())));
+        return Err(TrainerError::Config(format!(
+            "{}: the top level must be a mapping of keys",
+            path.display()
+        )));
     };
     let base = map.remove("base");
     let mut origins = BTreeMap::new();
@@ -91,11 +115,16 @@ fn load_with_bases(path: &Path, seen: &mut Vec<PathBuf>) -> Result<(Value, BTree
             v
         }
         Some(other) => {
-            return Err(TrainerError::Config(format!("{}: key base: expected a file path, got {other:?}", path.display())))
+            return Err(TrainerError::Config(format!(
+                "{}: key base: expected a file path, got {other:?}",
+                path.display()
+            )))
         }
     };
     let origin = path.display().to_string();
-    merge(&mut merged, doc, "", &mut |k| record(&mut origins, k, &origin));
+    merge(&mut merged, doc, "", &mut |k| {
+        record(&mut origins, k, &origin)
+    });
     Ok((merged, origins))
 }
 
@@ -110,7 +139,9 @@ fn merge(base: &mut Value, over: Value, prefix: &str, on_set: &mut dyn FnMut(&st
                     None => format!("{prefix}.?"),
                 };
                 match b.get_mut(&k) {
-                    Some(existing) if existing.is_mapping() && v.is_mapping() => merge(existing, v, &key, on_set),
+                    Some(existing) if existing.is_mapping() && v.is_mapping() => {
+                        merge(existing, v, &key, on_set)
+                    }
                     _ => {
                         on_set(&key);
                         b.insert(k, v);
@@ -150,7 +181,8 @@ mod tests {
         std::fs::write(dir.path().join("base.yaml"), "a: {x: 1, y: 2}\nb: keep\n").unwrap();
         std::fs::write(dir.path().join("top.yaml"), "base: base.yaml\na: {y: 3}\n").unwrap();
         let mut t = YamlTree::load(&dir.path().join("top.yaml")).unwrap();
-        t.apply_sets(&["a.z=[1, 2]".into(), "c.d=cuda".into()]).unwrap();
+        t.apply_sets(&["a.z=[1, 2]".into(), "c.d=cuda".into()])
+            .unwrap();
         let v = &t.root;
         assert_eq!(v["a"]["x"].as_i64(), Some(1));
         assert_eq!(v["a"]["y"].as_i64(), Some(3));
@@ -159,7 +191,11 @@ mod tests {
         assert!(t.origin_of("a.x").ends_with("base.yaml"));
         assert!(t.origin_of("a.y").ends_with("top.yaml"));
         assert_eq!(t.origin_of("c.d"), "--set");
-        assert!(t.apply_sets(&["b.q=1".into()]).unwrap_err().to_string().contains("b is not a mapping"));
+        assert!(t
+            .apply_sets(&["b.q=1".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("b is not a mapping"));
         assert!(t.apply_sets(&["novalue".into()]).is_err());
     }
 
@@ -168,7 +204,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "base: b.yaml\n").unwrap();
         std::fs::write(dir.path().join("b.yaml"), "base: a.yaml\n").unwrap();
-        let err = YamlTree::load(&dir.path().join("a.yaml")).unwrap_err().to_string();
+        let err = YamlTree::load(&dir.path().join("a.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("loops"), "{err}");
     }
 }

@@ -29,10 +29,18 @@ impl MetricsLog {
         if let (Some(step), true) = (resume_step, jsonl_path.exists()) {
             truncate_after(&jsonl_path, step)?;
         }
-        let jsonl = OpenOptions::new().create(true).append(true).open(&jsonl_path).map_err(io_at(&jsonl_path))?;
+        let jsonl = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&jsonl_path)
+            .map_err(io_at(&jsonl_path))?;
         let tb_dir = run_dir.join(TB_DIR);
         let tb = EventWriter::create(&tb_dir).map_err(io_at(&tb_dir))?;
-        Ok(MetricsLog { jsonl, jsonl_path, tb })
+        Ok(MetricsLog {
+            jsonl,
+            jsonl_path,
+            tb,
+        })
     }
 
     /// Logs `values` at `step` under `split` (`train`, `eval`).
@@ -41,11 +49,19 @@ impl MetricsLog {
         obj.insert("step".into(), step.into());
         obj.insert("split".into(), split.into());
         for (k, v) in values {
-            obj.insert(k.clone(), serde_json::Number::from_f64(*v).map(Into::into).unwrap_or(serde_json::Value::Null));
+            obj.insert(
+                k.clone(),
+                serde_json::Number::from_f64(*v)
+                    .map(Into::into)
+                    .unwrap_or(serde_json::Value::Null),
+            );
         }
-        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj)).map_err(io_at(&self.jsonl_path))?;
+        writeln!(self.jsonl, "{}", serde_json::Value::Object(obj))
+            .map_err(io_at(&self.jsonl_path))?;
         let pairs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        self.tb.scalars(step, &pairs).map_err(io_at(self.tb.path()))?;
+        self.tb
+            .scalars(step, &pairs)
+            .map_err(io_at(self.tb.path()))?;
         Ok(())
     }
 
@@ -62,7 +78,9 @@ fn truncate_after(path: &Path, last: u64) -> Result<()> {
     let mut kept = String::new();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io_at(path))?;
-        let step = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|v| v["step"].as_u64());
+        let step = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["step"].as_u64());
         if step.is_none_or(|s| s <= last) {
             kept.push_str(&line);
             kept.push('\n');

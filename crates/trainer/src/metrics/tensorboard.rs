@@ -18,11 +18,21 @@ impl EventWriter {
     /// Creates a new event file in `dir` (created if needed) and writes the version record.
     pub fn create(dir: &Path) -> std::io::Result<EventWriter> {
         std::fs::create_dir_all(dir)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
         // Distinct names for restarts within the same second: TensorBoard reads every file.
-        let path = dir.join(format!("events.out.tfevents.{}.{host}.{}.{}", now.as_secs(), std::process::id(), now.subsec_nanos()));
-        let mut w = EventWriter { out: BufWriter::new(File::create(&path)?), path };
+        let path = dir.join(format!(
+            "events.out.tfevents.{}.{host}.{}.{}",
+            now.as_secs(),
+            std::process::id(),
+            now.subsec_nanos()
+        ));
+        let mut w = EventWriter {
+            out: BufWriter::new(File::create(&path)?),
+            path,
+        };
         let mut event = Vec::new();
         put_double(&mut event, 1, wall_time());
         put_bytes(&mut event, 3, b"brain.Event:2");
@@ -68,7 +78,10 @@ impl EventWriter {
 }
 
 fn wall_time() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// TFRecord's masked CRC-32C.
@@ -114,7 +127,10 @@ mod tests {
     fn masked_crc_matches_tensorflow() {
         // Value from TensorFlow's crc32c_test: Mask(Value("foo")) framing of an empty string.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
-        assert_eq!(masked_crc(b""), 0u32.rotate_right(15).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc(b""),
+            0u32.rotate_right(15).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
