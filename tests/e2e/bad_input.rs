@@ -226,3 +226,17 @@ fn a_checkpoint_that_does_not_fit_names_the_tensor() {
         &["pixel_values", "[1, 3, 8, 8]"],
     );
 }
+
+#[test]
+fn a_multi_rank_launch_is_refused_not_run_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["train", cfg.to_str().unwrap(), "--no-progress"])
+        .current_dir(dir.path())
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    fails_with(&out, &["rank 1 of 2", "openmpi"]);
+}

@@ -3,6 +3,7 @@
 //!
 //! Model code is single-device and plain; parallelism lives in `palisade-sharding`.
 
+pub mod autocast;
 pub mod config;
 pub mod error;
 pub mod layers;

@@ -63,7 +63,7 @@ pub fn train_step(
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let start = Instant::now();
-        let loss = tch::autocast(device.is_cuda(), || model.loss(&pixels, &ids))?;
+        let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
         loss.backward();
         opt.clip_grad_norm(t.grad_clip);
         opt.step(t.lr);

@@ -52,8 +52,15 @@ pub struct TrainSummary {
 pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
     let group: Box<dyn ProcessGroup> = Box::new(SingleProcess);
-    let rank_info = palisade_sharding::discover()?;
     let (rank, world) = (group.rank(), group.world_size());
+    let rank_info = palisade_sharding::discover()?;
+    if rank_info.world_size > world {
+        return Err(TrainerError::Config(format!(
+            "launched as rank {} of {} ({} variables), but this build trains in one process only; \
+             multi-process groups come with the distributed-training work",
+            rank_info.rank, rank_info.world_size, rank_info.source
+        )));
+    }
     let device = setup::parse_device(&cfg.device, rank_info.local_rank)?;
     setup::set_threads(cfg.threads);
     let t = &cfg.train;
@@ -164,7 +171,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         let batch = loader.next_batch()?;
         window.2 += waited.elapsed().as_secs_f64();
         let (pixels, ids) = batch_tensors(&batch, device);
-        let loss = tch::autocast(device.is_cuda(), || model.loss(&pixels, &ids))?;
+        let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
         last_loss = loss.double_value(&[]);
         if !last_loss.is_finite() {
             return Err(TrainerError::Numerics {

@@ -1,0 +1,8 @@
+// tch exposes autocast on/off but not its dtype, whose CUDA default is float16. palisade trains
+// in bfloat16 (no loss scaling needed), so this one call sets it.
+#include <ATen/autocast_mode.h>
+
+extern "C" int palisade_set_autocast_cuda_bf16() {
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  return at::autocast::get_autocast_dtype(at::kCUDA) == at::kBFloat16;
+}
