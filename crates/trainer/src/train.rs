@@ -164,12 +164,14 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
 
     // --- Loop -----------------------------------------------------------------------------
     let mut last_loss = f64::NAN;
+    let mut skipped_total = 0usize; // unreadable rows replaced by the loader, this invocation
     let mut window = (Instant::now(), 0u64, 0.0f64); // since last log: start, examples, data wait
     let last_step = opts.stop_at_step.map_or(t.steps, |s| s.min(t.steps));
     while step < last_step {
         let waited = Instant::now();
         let batch = loader.next_batch()?;
         window.2 += waited.elapsed().as_secs_f64();
+        skipped_total += batch.skipped;
         let (pixels, ids) = batch_tensors(&batch, device);
         let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
         last_loss = loss.double_value(&[]);
@@ -213,7 +215,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
                     "train/data_wait_ms".to_string(),
                     1000.0 * window.2 / (window.1 as f64 / t.batch_size as f64).max(1.0),
                 ),
-                ("train/skipped_examples".to_string(), batch.skipped as f64),
+                ("train/skipped_examples".to_string(), skipped_total as f64),
             ];
             bar.set_message(format!("loss {last_loss:.4}"));
             tracing::debug!(step, loss = last_loss, lr, grad_norm, "train");
