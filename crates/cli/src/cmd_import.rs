@@ -1,8 +1,9 @@
 //! `palisade import`.
 
 use anyhow::{Context, Result};
+use palisade_model::t5::T5Checkpoint;
 use palisade_model::SiglipModel;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Import sources.
 #[derive(clap::Subcommand, Debug)]
@@ -15,36 +16,53 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A transformers T5ForConditionalGeneration folder (T5 v1.0, v1.1, UL2) into a palisade folder.
+    HfT5 {
+        /// The transformers folder.
+        hf_dir: PathBuf,
+        /// Output folder (created; must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Runs an import.
 pub fn run(c: Command) -> Result<()> {
     match c {
         Command::HfSiglip { hf_dir, out } => {
-            anyhow::ensure!(
-                !out.exists(),
-                "{}: already exists; choose a new --out folder",
-                out.display()
-            );
             let model = SiglipModel::load(&hf_dir, tch::Device::Cpu)
                 .with_context(|| format!("importing {}", hf_dir.display()))?;
-            // Build in a sibling temp folder, then rename: no half-written model under the final name.
-            let tmp = out.with_extension("importing");
-            std::fs::create_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
-            model.save(&tmp)?;
-            std::fs::rename(&tmp, &out).with_context(|| out.display().to_string())?;
-            let params: i64 = model
-                .vs
-                .variables()
-                .values()
-                .map(|t| t.numel() as i64)
-                .sum();
-            println!(
-                "imported {} ({params} parameters) to {}",
-                hf_dir.display(),
-                out.display()
-            );
+            write_folder(&out, |d| Ok(model.save(d)?))?;
+            report(&hf_dir, &model.vs, &out);
+        }
+        Command::HfT5 { hf_dir, out } => {
+            let t5 = T5Checkpoint::load(&hf_dir, tch::Device::Cpu)
+                .with_context(|| format!("importing {}", hf_dir.display()))?;
+            write_folder(&out, |d| Ok(t5.save(d)?))?;
+            report(&hf_dir, &t5.vs, &out);
         }
     }
     Ok(())
+}
+
+/// Writes through a sibling temporary folder, then renames: no half-written model under `out`.
+fn write_folder(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    anyhow::ensure!(
+        !out.exists(),
+        "{}: already exists; choose a new --out folder",
+        out.display()
+    );
+    let tmp = out.with_extension("importing");
+    std::fs::create_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
+    fill(&tmp)?;
+    std::fs::rename(&tmp, out).with_context(|| out.display().to_string())
+}
+
+fn report(from: &Path, vs: &tch::nn::VarStore, out: &Path) {
+    let params: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+    println!(
+        "imported {} ({params} parameters) to {}",
+        from.display(),
+        out.display()
+    );
 }

@@ -11,6 +11,7 @@ pub mod pooling;
 pub mod presets;
 pub mod siglip;
 pub mod sigmoid_loss;
+pub mod t5;
 pub mod text;
 pub mod vit;
 pub mod weights;

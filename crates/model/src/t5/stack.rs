@@ -1,0 +1,199 @@
+//! Encoder and decoder stacks: pre-norm blocks (`block.{i}.layer.{j}`) and a final RMSNorm.
+
+use super::attention::{causal_bias, padding_bias, AttentionDims, T5Attention};
+use super::config::T5Config;
+use super::layers::{FeedForward, RmsNorm};
+use tch::nn;
+use tch::Tensor;
+
+fn dims(cfg: &T5Config) -> AttentionDims {
+    AttentionDims {
+        d_model: cfg.d_model,
+        d_kv: cfg.d_kv,
+        heads: cfg.num_heads,
+        num_buckets: cfg.relative_attention_num_buckets,
+        max_distance: cfg.relative_attention_max_distance,
+    }
+}
+
+fn feed_forward(p: nn::Path, cfg: &T5Config) -> FeedForward {
+    FeedForward::new(p, cfg.d_model, cfg.d_ff, cfg.is_gated(), cfg.activation())
+}
+
+/// One encoder block: self-attention then feed-forward, each `x + f(norm(x))`.
+#[derive(Debug)]
+struct EncoderBlock {
+    attn_norm: RmsNorm,
+    attn: T5Attention,
+    ff_norm: RmsNorm,
+    ff: FeedForward,
+}
+
+/// The bidirectional encoder stack.
+#[derive(Debug)]
+pub struct Encoder {
+    blocks: Vec<EncoderBlock>,
+    final_layer_norm: RmsNorm,
+}
+
+impl Encoder {
+    /// Creates `block.*` and `final_layer_norm` under `p` (usually `encoder`).
+    pub fn new(p: nn::Path, cfg: &T5Config) -> Encoder {
+        let eps = cfg.layer_norm_epsilon;
+        let blocks = (0..cfg.num_layers)
+            .map(|i| {
+                let b = &p / "block" / i / "layer";
+                EncoderBlock {
+                    attn_norm: RmsNorm::new(&b / 0 / "layer_norm", cfg.d_model, eps),
+                    attn: T5Attention::new(&b / 0 / "SelfAttention", dims(cfg), i == 0, true),
+                    ff_norm: RmsNorm::new(&b / 1 / "layer_norm", cfg.d_model, eps),
+                    ff: feed_forward(&b / 1 / "DenseReluDense", cfg),
+                }
+            })
+            .collect();
+        Encoder {
+            blocks,
+            final_layer_norm: RmsNorm::new(&p / "final_layer_norm", cfg.d_model, eps),
+        }
+    }
+
+    /// Encodes embeddings `x` [B, T, D] under a 0/1 `mask` [B, T].
+    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
+        let t = x.size()[1];
+        let pos = self.blocks[0]
+            .attn
+            .position_bias(t, t, 0, x.device())
+            .expect("block 0 owns the position bias");
+        let bias = pos + padding_bias(mask);
+        let mut h = x.shallow_clone();
+        for b in &self.blocks {
+            let n = h.apply(&b.attn_norm);
+            let (k, v) = b.attn.keys_values(&n);
+            h = &h + b.attn.attend(&n, &k, &v, &bias);
+            h = &h + h.apply(&b.ff_norm).apply(&b.ff);
+        }
+        h.apply(&self.final_layer_norm)
+    }
+}
+
+/// One decoder block: causal self-attention, cross-attention, feed-forward.
+#[derive(Debug)]
+struct DecoderBlock {
+    self_norm: RmsNorm,
+    self_attn: T5Attention,
+    cross_norm: RmsNorm,
+    cross_attn: T5Attention,
+    ff_norm: RmsNorm,
+    ff: FeedForward,
+}
+
+/// Keys and values a decoder block keeps between steps.
+#[derive(Debug)]
+pub struct BlockCache {
+    /// Self-attention keys so far, [B, H, T, d].
+    pub self_k: Tensor,
+    /// Self-attention values so far.
+    pub self_v: Tensor,
+    /// Cross-attention keys of the encoder output (computed once).
+    pub cross_k: Tensor,
+    /// Cross-attention values of the encoder output.
+    pub cross_v: Tensor,
+}
+
+/// The causal decoder stack.
+#[derive(Debug)]
+pub struct Decoder {
+    blocks: Vec<DecoderBlock>,
+    final_layer_norm: RmsNorm,
+}
+
+impl Decoder {
+    /// Creates `block.*` and `final_layer_norm` under `p` (usually `decoder`).
+    pub fn new(p: nn::Path, cfg: &T5Config) -> Decoder {
+        let eps = cfg.layer_norm_epsilon;
+        let blocks = (0..cfg.decoder_layers())
+            .map(|i| {
+                let b = &p / "block" / i / "layer";
+                DecoderBlock {
+                    self_norm: RmsNorm::new(&b / 0 / "layer_norm", cfg.d_model, eps),
+                    self_attn: T5Attention::new(&b / 0 / "SelfAttention", dims(cfg), i == 0, false),
+                    cross_norm: RmsNorm::new(&b / 1 / "layer_norm", cfg.d_model, eps),
+                    cross_attn: T5Attention::new(
+                        &b / 1 / "EncDecAttention",
+                        dims(cfg),
+                        false,
+                        false,
+                    ),
+                    ff_norm: RmsNorm::new(&b / 2 / "layer_norm", cfg.d_model, eps),
+                    ff: feed_forward(&b / 2 / "DenseReluDense", cfg),
+                }
+            })
+            .collect();
+        Decoder {
+            blocks,
+            final_layer_norm: RmsNorm::new(&p / "final_layer_norm", cfg.d_model, eps),
+        }
+    }
+
+    /// Empty caches holding the cross-attention keys/values of `enc` [B, S, D].
+    pub fn start_cache(&self, enc: &Tensor) -> Vec<BlockCache> {
+        self.blocks
+            .iter()
+            .map(|blk| {
+                let (cross_k, cross_v) = blk.cross_attn.keys_values(enc);
+                let empty = cross_k.narrow(2, 0, 0);
+                BlockCache {
+                    self_k: empty.shallow_clone(),
+                    self_v: empty,
+                    cross_k,
+                    cross_v,
+                }
+            })
+            .collect()
+    }
+
+    /// Decodes embeddings `y` [B, Q, D] (positions `offset..offset+Q`) against `enc` [B, S, D]
+    /// masked by `enc_mask` [B, S]; with `cache`, keys/values of earlier positions come from and
+    /// are appended to it (cross keys/values too), so one new position costs one position of work.
+    pub fn forward(
+        &self,
+        y: &Tensor,
+        enc: &Tensor,
+        enc_mask: &Tensor,
+        offset: i64,
+        mut cache: Option<&mut Vec<BlockCache>>,
+    ) -> Tensor {
+        let q = y.size()[1];
+        let k_len = offset + q;
+        let dev = y.device();
+        let pos = self.blocks[0]
+            .self_attn
+            .position_bias(q, k_len, offset, dev)
+            .expect("block 0 owns the position bias");
+        let self_bias = pos + causal_bias(q, k_len, offset, dev);
+        let cross_bias = padding_bias(enc_mask);
+        let mut h = y.shallow_clone();
+        for (i, b) in self.blocks.iter().enumerate() {
+            let n = h.apply(&b.self_norm);
+            let (k, v) = b.self_attn.keys_values(&n);
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => {
+                    let bc = &mut c[i];
+                    bc.self_k = Tensor::cat(&[&bc.self_k, &k], 2);
+                    bc.self_v = Tensor::cat(&[&bc.self_v, &v], 2);
+                    (bc.self_k.shallow_clone(), bc.self_v.shallow_clone())
+                }
+                None => (k, v),
+            };
+            h = &h + b.self_attn.attend(&n, &k, &v, &self_bias);
+            let n = h.apply(&b.cross_norm);
+            let (ck, cv) = match cache.as_deref() {
+                Some(c) => (c[i].cross_k.shallow_clone(), c[i].cross_v.shallow_clone()),
+                None => b.cross_attn.keys_values(enc),
+            };
+            h = &h + b.cross_attn.attend(&n, &ck, &cv, &cross_bias);
+            h = &h + h.apply(&b.ff_norm).apply(&b.ff);
+        }
+        h.apply(&self.final_layer_norm)
+    }
+}
