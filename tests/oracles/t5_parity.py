@@ -21,6 +21,10 @@ def build(out: Path, ff: str, tied: bool) -> None:
     with torch.no_grad():
         for _, p in model.named_parameters():
             p.copy_(torch.randn_like(p) * (p.shape[-1] ** -0.5 if p.dim() > 1 and p.shape[-1] > 8 else 0.5))
+        if not tied:
+            # A louder EOS row, so that generation ends early in some beams and the oracles
+            # exercise finished hypotheses and length normalisation.
+            model.lm_head.weight[cfg.eos_token_id] *= 4.0
     model.save_pretrained(out / "hf")
     # Long enough (30 tokens) that relative distances reach the logarithmic buckets.
     input_ids = torch.randint(2, 97, (2, 30))
@@ -32,7 +36,19 @@ def build(out: Path, ff: str, tied: bool) -> None:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
     save_file({"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids},
               out / "inputs.safetensors")
-    save_file({"logits": logits.contiguous()}, out / "expected.safetensors")
+    expected = {"logits": logits.contiguous()}
+    # Generation oracles: greedy and beam search, as token ids after the start token (-1 padded).
+    for name, beams in [("greedy", 1), ("beam3", 3)]:
+        with torch.no_grad():
+            gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=beams,
+                                 max_new_tokens=12, length_penalty=1.0, early_stopping=False, min_length=0,
+                                 use_cache=False)  # 4.57's cache assumes equal encoder and decoder depth
+        rows = []
+        for row in gen[:, 1:].tolist():
+            cut = row.index(cfg.eos_token_id) if cfg.eos_token_id in row else len(row)
+            rows.append(row[:cut] + [-1] * (12 - cut))
+        expected[name] = torch.tensor(rows, dtype=torch.long)
+    save_file(expected, out / "expected.safetensors")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 
 pub mod autocast;
 pub mod config;
+pub mod decoding;
 pub mod error;
 pub mod layers;
+pub mod pali;
 pub mod pooling;
 pub mod presets;
 pub mod siglip;

@@ -116,3 +116,69 @@ impl VisionTransformer {
 pub fn num_tokens(cfg: &SiglipVisionConfig) -> usize {
     cfg.grid() * cfg.grid()
 }
+
+/// How a position-embedding grid is resized to another resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resample {
+    /// Bilinear, half-pixel centres (big_vision's `resample_posemb`).
+    #[default]
+    Bilinear,
+    /// Bicubic.
+    Bicubic,
+}
+
+/// Resizes a square grid of position embeddings [n², W] to [new_grid², W].
+pub fn resample_posemb(posemb: &Tensor, new_grid: i64, mode: Resample) -> Result<Tensor> {
+    let (n, w) = posemb.size2().map_err(|e| ModelError::Input {
+        name: "position_embedding".into(),
+        msg: e.to_string(),
+    })?;
+    let old = (n as f64).sqrt().round() as i64;
+    if old * old != n {
+        return Err(ModelError::Input {
+            name: "position_embedding".into(),
+            msg: format!("{n} positions do not form a square grid"),
+        });
+    }
+    if old == new_grid {
+        return Ok(posemb.shallow_clone());
+    }
+    let grid = posemb
+        .to_kind(tch::Kind::Float)
+        .view([1, old, old, w])
+        .permute([0, 3, 1, 2]);
+    let out = match mode {
+        Resample::Bilinear => grid.upsample_bilinear2d([new_grid, new_grid], false, None, None),
+        Resample::Bicubic => grid.upsample_bicubic2d([new_grid, new_grid], false, None, None),
+    };
+    Ok(out
+        .permute([0, 2, 3, 1])
+        .reshape([new_grid * new_grid, w])
+        .to_kind(posemb.kind()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_keeps_a_linear_ramp_and_refuses_non_squares() {
+        // A ramp along x, one channel: bilinear upsampling keeps the ends' mean and monotonicity.
+        let ramp = Tensor::from_slice(&[0.0f32, 1.0, 0.0, 1.0]).view([4, 1]);
+        let up = resample_posemb(&ramp, 4, Resample::Bilinear).unwrap();
+        let row: Vec<f32> = Vec::try_from(up.view([4, 4]).get(0)).unwrap();
+        assert!(row.windows(2).all(|p| p[0] <= p[1]), "{row:?}");
+        assert!((row.iter().sum::<f32>() / 4.0 - 0.5).abs() < 1e-6);
+        assert_eq!(
+            resample_posemb(&ramp, 2, Resample::Bicubic).unwrap().size(),
+            vec![4, 1]
+        );
+        assert!(resample_posemb(
+            &Tensor::zeros([3, 2], (tch::Kind::Float, tch::Device::Cpu)),
+            2,
+            Resample::Bilinear
+        )
+        .is_err());
+    }
+}

@@ -37,7 +37,23 @@ pub fn load_tensors_into(
     tensors: Vec<(String, Tensor)>,
     origin: &Path,
 ) -> Result<()> {
-    let mut vars = vs.variables();
+    load_subset(vs, tensors, "", origin)
+}
+
+/// Loads the model variables whose names start with `prefix` from `tensors` (named as the model
+/// names them), strictly: every such variable must be present with its shape, and every tensor
+/// must be such a variable. Variables outside `prefix` are left as they are.
+pub fn load_subset(
+    vs: &nn::VarStore,
+    tensors: Vec<(String, Tensor)>,
+    prefix: &str,
+    origin: &Path,
+) -> Result<()> {
+    let mut vars: std::collections::HashMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .collect();
     let mut problems = Vec::new();
     let mut pending = Vec::new();
     for (name, t) in tensors {
@@ -82,6 +98,18 @@ pub fn load_tensors_into(
         Ok::<(), tch::TchError>(())
     })?;
     Ok(())
+}
+
+/// Renames tensors: those starting with `from` get it replaced by `to`; the rest are dropped.
+pub fn select_prefix(
+    tensors: Vec<(String, Tensor)>,
+    from: &str,
+    to: &str,
+) -> Vec<(String, Tensor)> {
+    tensors
+        .into_iter()
+        .filter_map(|(n, t)| n.strip_prefix(from).map(|rest| (format!("{to}{rest}"), t)))
+        .collect()
 }
 
 /// Named tensors of `vs`, sorted by name, contiguous and on the CPU.

@@ -1,0 +1,338 @@
+//! PaLI: the ViT's visual tokens (before pooling) are linearly projected to the language model's
+//! width and prepended to the embedded prompt; the T5/UL2 encoder reads both, the decoder writes
+//! the answer. Video: each frame goes through the ViT alone and the frames' tokens are concatenated.
+
+use crate::config::SiglipVisionConfig;
+use crate::error::{ModelError, Result};
+use crate::t5::{token_cross_entropy, DecoderCache, T5Config, T5Model};
+use crate::vit::{resample_posemb, Resample, VisionTransformer};
+use crate::weights;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::nn::{self, Init};
+use tch::{Device, Kind, Tensor};
+
+/// Config of a PaLI model folder's `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaliConfig {
+    /// The image encoder (SigLIP's ViT; the pooling head is not used).
+    pub vision_config: SiglipVisionConfig,
+    /// The encoder-decoder language model.
+    pub text_config: T5Config,
+    /// Most video frames per example.
+    #[serde(default = "sixteen")]
+    pub max_frames: usize,
+    /// Always `pali`.
+    #[serde(default = "pali_type")]
+    pub model_type: String,
+}
+
+fn sixteen() -> usize {
+    16
+}
+fn pali_type() -> String {
+    "pali".into()
+}
+
+/// Named PaLI sizes: (ViT preset, image size, language-model preset).
+pub const PRESETS: &[(&str, &str, usize, &str)] = &[
+    ("mu", "mu", 32, "mu"),
+    ("tiny", "tiny", 64, "tiny"),
+    // PaLI-3 (Chen et al. 2023): SigLIP ViT-G/14 and a 3B UL2 encoder-decoder; stage 1 at 224 px.
+    ("pali3", "G/14", 224, "ul2-3b"),
+];
+
+impl PaliConfig {
+    /// A preset by name with the given vocabulary (e.g. mT5's 250,112 + 1,024 location tokens).
+    pub fn preset(name: &str, vocab_size: usize) -> Result<PaliConfig> {
+        let &(_, vit, size, lm) = PRESETS.iter().find(|p| p.0 == name).ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+            ModelError::Config(format!(
+                "PaLI preset {name:?} is unknown; expected one of {}",
+                names.join(", ")
+            ))
+        })?;
+        let spec = crate::VisionSpec {
+            preset: vit.into(),
+            image_size: Some(size),
+            ..Default::default()
+        };
+        let mut vision_config = spec.resolve()?;
+        vision_config.vision_use_head = false;
+        let text_config = T5Config::preset(lm, vocab_size)?;
+        Ok(PaliConfig {
+            vision_config,
+            text_config,
+            max_frames: 16,
+            model_type: pali_type(),
+        })
+    }
+
+    /// Reads `config.json`.
+    pub fn load(path: &Path) -> Result<PaliConfig> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cfg: PaliConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if cfg.model_type != "pali" {
+            return Err(ModelError::Config(format!(
+                "{}: model_type is {:?}, expected \"pali\"",
+                path.display(),
+                cfg.model_type
+            )));
+        }
+        cfg.text_config
+            .validate()
+            .map_err(|e| ModelError::Config(format!("{}: text_config: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Writes `config.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::write(path, json).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Visual tokens per frame.
+    pub fn tokens_per_frame(&self) -> usize {
+        self.vision_config.grid() * self.vision_config.grid()
+    }
+}
+
+/// The encoder's input: visual and prompt tokens, and which are real.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Encoder output [B, F·N + L, D].
+    pub states: Tensor,
+    /// 0/1 mask [B, F·N + L].
+    pub mask: Tensor,
+}
+
+/// The PaLI model and its variables (`vision_model.*`, `multi_modal_projector.linear.*`,
+/// `language_model.*` with T5 names).
+#[derive(Debug)]
+pub struct PaliModel {
+    /// All parameters.
+    pub vs: nn::VarStore,
+    /// Image encoder.
+    pub vision: VisionTransformer,
+    /// Visual token projection to the language model's width.
+    pub projector: nn::Linear,
+    /// Encoder-decoder.
+    pub lm: T5Model,
+    cfg: PaliConfig,
+}
+
+impl PaliModel {
+    /// A freshly initialised model.
+    pub fn new(cfg: &PaliConfig, device: Device) -> Result<PaliModel> {
+        let vs = nn::VarStore::new(device);
+        let (vision, projector, lm) = {
+            let root = vs.root();
+            let w = cfg.vision_config.hidden_size as i64;
+            let lin = nn::LinearConfig {
+                ws_init: Init::Randn {
+                    mean: 0.0,
+                    stdev: (w as f64).powf(-0.5),
+                },
+                ..Default::default()
+            };
+            (
+                VisionTransformer::new(&root / "vision_model", &cfg.vision_config),
+                nn::linear(
+                    &root / "multi_modal_projector" / "linear",
+                    w,
+                    cfg.text_config.d_model as i64,
+                    lin,
+                ),
+                T5Model::new(&root / "language_model", &cfg.text_config),
+            )
+        };
+        Ok(PaliModel {
+            vs,
+            vision,
+            projector,
+            lm,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Loads a PaLI folder (`config.json` + `model.safetensors`).
+    pub fn load(dir: &Path, device: Device) -> Result<PaliModel> {
+        let cfg = PaliConfig::load(&dir.join("config.json"))?;
+        let m = PaliModel::new(&cfg, device)?;
+        weights::load_into(&m.vs, &dir.join("model.safetensors"))?;
+        Ok(m)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.cfg.save(&dir.join("config.json"))?;
+        weights::save(&self.vs, &dir.join("model.safetensors"))
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PaliConfig {
+        &self.cfg
+    }
+
+    /// Initialises the ViT from a SigLIP model folder (its text tower and pooling head dropped),
+    /// resampling the position embeddings when its resolution differs.
+    pub fn load_vision_from(&self, siglip_dir: &Path, resample: Resample) -> Result<()> {
+        let path = siglip_dir.join("model.safetensors");
+        let tensors =
+            weights::select_prefix(weights::read(&path)?, "vision_model.", "vision_model.");
+        let grid = self.cfg.vision_config.grid() as i64;
+        let tensors = tensors
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("vision_model.head."))
+            .map(|(n, t)| {
+                if n == "vision_model.embeddings.position_embedding.weight" {
+                    resample_posemb(&t, grid, resample).map(|t| (n, t))
+                } else {
+                    Ok((n, t))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        weights::load_subset(&self.vs, tensors, "vision_model.", &path)
+    }
+
+    /// Initialises the language model from a T5 folder (e.g. `palisade import hf-t5`).
+    pub fn load_language_model_from(&self, t5_dir: &Path) -> Result<()> {
+        let path = t5_dir.join("model.safetensors");
+        let tied = self.cfg.text_config.tie_word_embeddings;
+        let tensors = weights::read(&path)?
+            .into_iter()
+            .filter(|(n, _)| {
+                !(n.ends_with("embed_tokens.weight") || (tied && n == "lm_head.weight"))
+            })
+            .map(|(n, t)| (format!("language_model.{n}"), t))
+            .collect();
+        weights::load_subset(&self.vs, tensors, "language_model.", &path)
+    }
+
+    /// The language model's tensors with transformers' T5 names (loads into T5ForConditionalGeneration).
+    pub fn language_model_tensors(&self) -> Vec<(String, Tensor)> {
+        weights::select_prefix(weights::named_cpu(&self.vs), "language_model.", "")
+    }
+
+    /// Stops gradients into the image encoder (stage 1 and transfer freeze the ViT).
+    pub fn freeze_vision(&self, frozen: bool) {
+        for (name, t) in self.vs.variables() {
+            if name.starts_with("vision_model.") {
+                let _ = t.set_requires_grad(!frozen);
+            }
+        }
+    }
+
+    /// Visual tokens [B, F·N, D] of images [B, 3, S, S] or videos [B, F, 3, S, S].
+    pub fn visual_tokens(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let size = pixel_values.size();
+        let (b, frames, flat) = match size.len() {
+            4 => (size[0], 1, pixel_values.shallow_clone()),
+            5 if size[1] as usize <= self.cfg.max_frames && size[1] > 0 => (
+                size[0],
+                size[1],
+                pixel_values.reshape([size[0] * size[1], size[2], size[3], size[4]]),
+            ),
+            _ => return Err(ModelError::Input {
+                name: "pixel_values".into(),
+                msg: format!(
+                    "shape {size:?}, expected [batch, 3, S, S] or [batch, frames ≤ {}, 3, S, S]",
+                    self.cfg.max_frames
+                ),
+            }),
+        };
+        let tokens = self.vision.forward(&flat)?.tokens;
+        let (_, n, w) = tokens.size3()?;
+        Ok(tokens.reshape([b, frames * n, w]).apply(&self.projector))
+    }
+
+    /// Runs the encoder over `[visual tokens ; embedded prompt]`.
+    pub fn encode(
+        &self,
+        pixel_values: &Tensor,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<Encoded> {
+        self.lm.check_ids("input_ids", input_ids)?;
+        if attention_mask.size() != input_ids.size() {
+            return Err(ModelError::Input {
+                name: "attention_mask".into(),
+                msg: format!(
+                    "shape {:?} differs from input_ids {:?}",
+                    attention_mask.size(),
+                    input_ids.size()
+                ),
+            });
+        }
+        let vis = self.visual_tokens(pixel_values)?;
+        if vis.size()[0] != input_ids.size()[0] {
+            return Err(ModelError::Input {
+                name: "pixel_values".into(),
+                msg: format!(
+                    "batch {} differs from input_ids' {}",
+                    vis.size()[0],
+                    input_ids.size()[0]
+                ),
+            });
+        }
+        let txt = self.lm.embed(input_ids);
+        let vis = vis.to_kind(txt.kind());
+        let (b, n) = (vis.size()[0], vis.size()[1]);
+        let x = Tensor::cat(&[&vis, &txt], 1);
+        let mask = Tensor::cat(
+            &[
+                &Tensor::ones([b, n], (Kind::Int64, x.device())),
+                &attention_mask.to_kind(Kind::Int64),
+            ],
+            1,
+        );
+        Ok(Encoded {
+            states: self.lm.encode(&x, &mask),
+            mask,
+        })
+    }
+
+    /// Logits [B, T, V] for `decoder_input_ids` (teacher forcing).
+    pub fn forward(
+        &self,
+        pixel_values: &Tensor,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        decoder_input_ids: &Tensor,
+    ) -> Result<Tensor> {
+        self.lm.check_ids("decoder_input_ids", decoder_input_ids)?;
+        let e = self.encode(pixel_values, input_ids, attention_mask)?;
+        Ok(self.lm.decode(decoder_input_ids, &e.states, &e.mask))
+    }
+
+    /// Token cross-entropy on the target only (`labels` −100 where ignored), with label smoothing.
+    pub fn loss(
+        &self,
+        pixel_values: &Tensor,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        labels: &Tensor,
+        label_smoothing: f64,
+    ) -> Result<Tensor> {
+        let decoder_input_ids = self.lm.shift_right(labels);
+        let logits = self.forward(pixel_values, input_ids, attention_mask, &decoder_input_ids)?;
+        Ok(token_cross_entropy(&logits, labels, label_smoothing))
+    }
+
+    /// A decoder cache for `enc`.
+    pub fn start_cache(&self, enc: &Encoded) -> DecoderCache {
+        self.lm.start_cache(&enc.states)
+    }
+}
