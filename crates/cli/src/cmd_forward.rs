@@ -10,17 +10,19 @@ pub struct Args {
     /// Model or checkpoint folder.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// safetensors with `pixel_values` [B,3,S,S] and/or `input_ids` [B,L].
+    /// safetensors with `pixel_values` [B,3,S,S] and/or `input_ids` [B,L] (SigLIP), plus
+    /// `decoder_input_ids` and optionally `attention_mask` (PaLI; video pixels are [B,F,3,S,S]).
     #[arg(long)]
     inputs: PathBuf,
-    /// safetensors to write: `image_embeds`, `text_embeds`, `logits_per_image`, `logits_per_text`.
+    /// safetensors to write: `image_embeds`, `text_embeds`, `logits_per_image`, `logits_per_text`
+    /// (SigLIP) or `logits` (PaLI).
     #[arg(long)]
     out: PathBuf,
 }
 
 /// Runs the model on the inputs and writes its outputs.
 pub fn run(a: Args) -> Result<()> {
-    let model = SiglipModel::load(&a.checkpoint, tch::Device::Cpu)?;
+    let kind = palisade_model::model_type(&a.checkpoint)?;
     let mut inputs = weights::read(&a.inputs)?;
     let mut take = |name: &str| {
         inputs
@@ -28,6 +30,16 @@ pub fn run(a: Args) -> Result<()> {
             .position(|(n, _)| n == name)
             .map(|i| inputs.swap_remove(i).1)
     };
+    if kind == "pali" {
+        return forward_pali(&a, &mut take);
+    }
+    if kind != "siglip" {
+        bail!(
+            "{}: model_type {kind:?} is not served by forward (siglip or pali)",
+            a.checkpoint.display()
+        );
+    }
+    let model = SiglipModel::load(&a.checkpoint, tch::Device::Cpu)?;
     let pixels = take("pixel_values");
     let ids = take("input_ids");
     if pixels.is_none() && ids.is_none() {
@@ -54,5 +66,22 @@ pub fn run(a: Args) -> Result<()> {
         .collect();
     weights::write_atomic(&tensors, &a.out)?;
     println!("wrote {} to {}", names.join(", "), a.out.display());
+    Ok(())
+}
+
+/// PaLI: `pixel_values`, `input_ids`, optional `attention_mask`, `decoder_input_ids` → `logits`.
+fn forward_pali(a: &Args, take: &mut dyn FnMut(&str) -> Option<tch::Tensor>) -> Result<()> {
+    let model = palisade_model::pali::PaliModel::load(&a.checkpoint, tch::Device::Cpu)?;
+    let mut need = |name: &str| {
+        take(name).ok_or_else(|| anyhow::anyhow!("{}: has no {name}", a.inputs.display()))
+    };
+    let pixels = need("pixel_values")?;
+    let ids = need("input_ids")?;
+    let dec = need("decoder_input_ids")?;
+    let mask = take("attention_mask").unwrap_or_else(|| ids.ones_like());
+    let logits = tch::no_grad(|| model.forward(&pixels, &ids, &mask, &dec))?;
+    let shape = logits.size();
+    weights::write_atomic(&[("logits".to_string(), logits.contiguous())], &a.out)?;
+    println!("wrote logits {shape:?} to {}", a.out.display());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `palisade import`.
 
+use crate::out_folder::write_folder;
 use anyhow::{Context, Result};
 use palisade_model::t5::T5Checkpoint;
 use palisade_model::SiglipModel;
@@ -43,19 +44,6 @@ pub fn run(c: Command) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes through a sibling temporary folder, then renames: no half-written model under `out`.
-fn write_folder(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    anyhow::ensure!(
-        !out.exists(),
-        "{}: already exists; choose a new --out folder",
-        out.display()
-    );
-    let tmp = out.with_extension("importing");
-    std::fs::create_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
-    fill(&tmp)?;
-    std::fs::rename(&tmp, out).with_context(|| out.display().to_string())
 }
 
 fn report(from: &Path, vs: &tch::nn::VarStore, out: &Path) {

@@ -5,7 +5,10 @@ mod cmd_data;
 mod cmd_eval;
 mod cmd_forward;
 mod cmd_import;
+mod cmd_pali;
+mod cmd_predict;
 mod cmd_train;
+mod out_folder;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -35,6 +38,11 @@ enum Command {
     Import(cmd_import::Command),
     /// Run a checkpoint on tensors from a safetensors file and write its outputs.
     Forward(cmd_forward::Args),
+    /// Assemble, resize and export PaLI model folders.
+    #[command(subcommand)]
+    Pali(cmd_pali::Command),
+    /// Generate text from a PaLI model for an image (or video frames) and a prompt.
+    Predict(cmd_predict::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -55,6 +63,8 @@ fn main() {
         Command::Data(c) => cmd_data::run(c),
         Command::Import(c) => cmd_import::run(c),
         Command::Forward(a) => cmd_forward::run(a),
+        Command::Pali(c) => cmd_pali::run(c),
+        Command::Predict(a) => cmd_predict::run(a),
         Command::Bench(c) => cmd_bench::run(c),
     };
     if let Err(e) = result {

@@ -17,4 +17,4 @@ pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig};
 pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
 pub use synth::{write_shapes, ShapesConfig, ShapesSummary, COLORS, SHAPES};
-pub use tokenizer::{train_tokenizer_for, TextTokenizer};
+pub use tokenizer::{loc_token, train_tokenizer_for, TextTokenizer, LOC_TOKENS};

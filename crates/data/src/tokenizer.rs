@@ -191,6 +191,33 @@ impl TextTokenizer {
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
     }
+
+    /// Adds PaLI's location tokens `<loc0000>` … `<loc1023>` (ordinary added tokens, so decoding
+    /// keeps them); tokens already present are left as they are.
+    pub fn with_loc_tokens(mut self) -> TextTokenizer {
+        let missing: Vec<AddedToken> = (0..LOC_TOKENS)
+            .map(loc_token)
+            .filter(|t| self.inner.token_to_id(t).is_none())
+            .map(|t| AddedToken::from(t, false))
+            .collect();
+        self.inner.add_tokens(&missing);
+        self
+    }
+
+    /// Id of `<loc0000>` when the location tokens are present (they are consecutive).
+    pub fn loc_base(&self) -> Option<i64> {
+        let base = self.inner.token_to_id(&loc_token(0))?;
+        let last = self.inner.token_to_id(&loc_token(LOC_TOKENS - 1))?;
+        (last == base + LOC_TOKENS as u32 - 1).then_some(i64::from(base))
+    }
+}
+
+/// Number of location bins (PaLI: 1024).
+pub const LOC_TOKENS: usize = 1024;
+
+/// The location token of bin `v`, e.g. `<loc0042>`.
+pub fn loc_token(v: usize) -> String {
+    format!("<loc{v:04}>")
 }
 
 /// Trains a tokenizer on every `text` value of `shards` and saves it to `out`.
@@ -217,6 +244,21 @@ pub fn train_tokenizer_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loc_tokens_are_added_once_and_survive_decoding() {
+        let tok = TextTokenizer::train(&corpus(), 32)
+            .unwrap()
+            .with_loc_tokens();
+        let base = tok.loc_base().unwrap();
+        assert_eq!(tok.vocab_size() as i64, base + 1024);
+        let ids = tok.encode("<loc0000><loc1023> red circle").unwrap();
+        assert_eq!(&ids[..2], &[base, base + 1023]);
+        let text = tok.decode(&ids).unwrap();
+        assert!(text.starts_with("<loc0000> <loc1023>"), "{text}");
+        let again = tok.clone().with_loc_tokens();
+        assert_eq!(again.vocab_size(), tok.vocab_size());
+    }
 
     fn corpus() -> Vec<String> {
         [

@@ -22,3 +22,20 @@ pub use config::{SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, V
 pub use error::{ModelError, Result};
 pub use siglip::{SiglipModel, SiglipOutput};
 pub use sigmoid_loss::sigmoid_loss;
+
+/// The `model_type` recorded in a model folder's `config.json` (`siglip`, `pali`, `t5`).
+pub fn model_type(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    v["model_type"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ModelError::Config(format!("{}: has no model_type", path.display())))
+}

@@ -22,6 +22,9 @@ pub struct PaliConfig {
     /// Most video frames per example.
     #[serde(default = "sixteen")]
     pub max_frames: usize,
+    /// Longest prompt in tokens.
+    #[serde(default = "max_text")]
+    pub max_text_len: usize,
     /// Always `pali`.
     #[serde(default = "pali_type")]
     pub model_type: String,
@@ -29,6 +32,9 @@ pub struct PaliConfig {
 
 fn sixteen() -> usize {
     16
+}
+fn max_text() -> usize {
+    128
 }
 fn pali_type() -> String {
     "pali".into()
@@ -64,6 +70,7 @@ impl PaliConfig {
             vision_config,
             text_config,
             max_frames: 16,
+            max_text_len: max_text(),
             model_type: pali_type(),
         })
     }
@@ -245,13 +252,15 @@ impl PaliModel {
                 size[1],
                 pixel_values.reshape([size[0] * size[1], size[2], size[3], size[4]]),
             ),
-            _ => return Err(ModelError::Input {
-                name: "pixel_values".into(),
-                msg: format!(
+            _ => {
+                return Err(ModelError::Input {
+                    name: "pixel_values".into(),
+                    msg: format!(
                     "shape {size:?}, expected [batch, 3, S, S] or [batch, frames ≤ {}, 3, S, S]",
                     self.cfg.max_frames
                 ),
-            }),
+                })
+            }
         };
         let tokens = self.vision.forward(&flat)?.tokens;
         let (_, n, w) = tokens.size3()?;
@@ -266,6 +275,16 @@ impl PaliModel {
         attention_mask: &Tensor,
     ) -> Result<Encoded> {
         self.lm.check_ids("input_ids", input_ids)?;
+        let len = input_ids.size()[1] as usize;
+        if len > self.cfg.max_text_len {
+            return Err(ModelError::Input {
+                name: "input_ids".into(),
+                msg: format!(
+                    "the prompt has {len} tokens, over the model's limit of {} (max_text_len)",
+                    self.cfg.max_text_len
+                ),
+            });
+        }
         if attention_mask.size() != input_ids.size() {
             return Err(ModelError::Input {
                 name: "attention_mask".into(),

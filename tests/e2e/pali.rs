@@ -1,0 +1,263 @@
+//! PaLI end to end: assemble a model folder, forward parity with transformers parts (image and
+//! video), T5 export, resolution change, prediction.
+
+use crate::common::*;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// A tokenizer from a few synthetic captions, and a `mu` PaLI folder built from it.
+fn pali_folder(d: &Path) -> std::path::PathBuf {
+    let data = d.join("shapes");
+    palisade_ok(
+        d,
+        &[
+            "data",
+            "synth",
+            "shapes",
+            "--out",
+            data.to_str().unwrap(),
+            "--rows",
+            "40",
+            "--image-size",
+            "32",
+            "--vocab-size",
+            "64",
+        ],
+    );
+    let out = d.join("pali");
+    palisade_ok(
+        d,
+        &[
+            "pali",
+            "init",
+            "--preset",
+            "mu",
+            "--tokenizer",
+            data.join("tokenizer.json").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    out
+}
+
+fn write_inputs(path: &Path, pixels: Tensor, vocab: i64) {
+    let b = pixels.size()[0];
+    let ids = Tensor::randint_low(3, vocab, [b, 6], (Kind::Int64, Device::Cpu));
+    let mut mask = Tensor::ones([b, 6], (Kind::Int64, Device::Cpu));
+    if b > 1 {
+        let _ = mask.get(1).narrow(0, 4, 2).fill_(0);
+    }
+    let dec = Tensor::randint_low(3, vocab, [b, 5], (Kind::Int64, Device::Cpu));
+    Tensor::write_safetensors(
+        &[
+            ("pixel_values", pixels),
+            ("input_ids", ids),
+            ("attention_mask", mask),
+            ("decoder_input_ids", dec),
+        ],
+        path,
+    )
+    .unwrap();
+}
+
+#[test]
+fn pali_forward_matches_transformers_parts_for_images_and_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pali = pali_folder(d);
+    let t5 = d.join("t5");
+    palisade_ok(
+        d,
+        &[
+            "pali",
+            "export-t5",
+            "--checkpoint",
+            pali.to_str().unwrap(),
+            "--out",
+            t5.to_str().unwrap(),
+        ],
+    );
+    let resized = d.join("pali64");
+    palisade_ok(
+        d,
+        &[
+            "pali",
+            "resize",
+            "--checkpoint",
+            pali.to_str().unwrap(),
+            "--image-size",
+            "64",
+            "--out",
+            resized.to_str().unwrap(),
+        ],
+    );
+    let vocab = palisade_model::pali::PaliConfig::load(&pali.join("config.json"))
+        .unwrap()
+        .text_config
+        .vocab_size as i64;
+    tch::manual_seed(3);
+    for (name, pixels) in [
+        (
+            "image",
+            Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0,
+        ),
+        (
+            "video",
+            Tensor::rand([1, 3, 3, 32, 32], (Kind::Float, Device::Cpu)) * 2.0 - 1.0,
+        ),
+    ] {
+        let inputs = d.join(format!("{name}.safetensors"));
+        write_inputs(&inputs, pixels, vocab);
+        let got = d.join(format!("{name}-got.safetensors"));
+        palisade_ok(
+            d,
+            &[
+                "forward",
+                "--checkpoint",
+                pali.to_str().unwrap(),
+                "--inputs",
+                inputs.to_str().unwrap(),
+                "--out",
+                got.to_str().unwrap(),
+            ],
+        );
+        let want = d.join(format!("{name}-want.safetensors"));
+        oracle(
+            "pali_parity.py",
+            &[
+                pali.to_str().unwrap(),
+                t5.to_str().unwrap(),
+                inputs.to_str().unwrap(),
+                want.to_str().unwrap(),
+                resized.to_str().unwrap(),
+            ],
+        );
+        let (got, want) = (read_tensors(&got), read_tensors(&want));
+        let diff = max_abs_diff(&got["logits"], &want["logits"]);
+        assert!(
+            diff < 1e-4,
+            "{name}: max |palisade − transformers| = {diff:e}"
+        );
+        // The resized checkpoint's position embedding is torch's bilinear resize of the original.
+        let pe = &read_tensors(&resized.join("model.safetensors"))
+            ["vision_model.embeddings.position_embedding.weight"];
+        assert_eq!(pe.size()[0], 16);
+        assert!(max_abs_diff(pe, &want["posemb"]) < 1e-6);
+    }
+    // The resized model runs at its new resolution.
+    let inputs = d.join("big.safetensors");
+    write_inputs(
+        &inputs,
+        Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)),
+        vocab,
+    );
+    palisade_ok(
+        d,
+        &[
+            "forward",
+            "--checkpoint",
+            resized.to_str().unwrap(),
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            d.join("big-out.safetensors").to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn predict_runs_for_images_and_video_and_names_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pali = pali_folder(d);
+    let img = d.join("img.png");
+    image_file(&img);
+    let p = pali.to_str().unwrap();
+    let out = palisade_ok(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            p,
+            "--image",
+            img.to_str().unwrap(),
+            "--prompt",
+            "caption en",
+            "--max-new-tokens",
+            "5",
+        ],
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let out = palisade_ok(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            p,
+            "--frames",
+            img.to_str().unwrap(),
+            img.to_str().unwrap(),
+            "--prompt",
+            "detect red circle",
+            "--beams",
+            "2",
+            "--max-new-tokens",
+            "4",
+        ],
+    );
+    assert!(
+        out.contains("box"),
+        "a detect prompt reports a box or why there is none: {out}"
+    );
+    let bad = d.join("bad.png");
+    std::fs::write(&bad, b"not an image").unwrap();
+    let o = palisade(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            p,
+            "--image",
+            bad.to_str().unwrap(),
+            "--prompt",
+            "caption en",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("bad.png"),
+        "{}",
+        text(&o)
+    );
+    let long = "red ".repeat(300);
+    let o = palisade(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            p,
+            "--image",
+            img.to_str().unwrap(),
+            "--prompt",
+            &long,
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("limit"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("panicked"));
+}
+
+fn image_file(path: &Path) {
+    // A 40×30 PNG: a red square on black.
+    let img = image::RgbImage::from_fn(40, 30, |x, y| {
+        if (10..20).contains(&x) && (5..15).contains(&y) {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    });
+    std::fs::write(path, palisade_data::image_ops::encode_png(&img).unwrap()).unwrap();
+}
