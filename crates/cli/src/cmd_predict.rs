@@ -2,8 +2,8 @@
 
 use crate::cmd_pali::TOKENIZER_FILE;
 use anyhow::{Context, Result};
+use palisade_data::loc::tokens_to_box;
 use palisade_data::{decode_rgb, to_model_input, TextTokenizer};
-use palisade_evaluator::metrics::refcoco::tokens_to_box;
 use palisade_model::decoding::{generate, GenerateConfig, Strategy};
 use palisade_model::pali::PaliModel;
 use std::path::PathBuf;
@@ -97,14 +97,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.prompt.starts_with("detect ") {
         match tokens_to_box(&text) {
             Ok(b) => {
-                let (w, h) = (dims.0 as f64, dims.1 as f64);
-                println!(
-                    "box (x1, y1, x2, y2 in pixels): {:.1} {:.1} {:.1} {:.1}",
-                    b.x1 * w,
-                    b.y1 * h,
-                    b.x2 * w,
-                    b.y2 * h
-                );
+                let [x1, y1, x2, y2] = b.to_pixels(f64::from(dims.0), f64::from(dims.1));
+                println!("box (x1, y1, x2, y2 in pixels): {x1:.1} {y1:.1} {x2:.1} {y2:.1}");
             }
             Err(e) => println!("no box: {e}"),
         }

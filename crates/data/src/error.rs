@@ -107,6 +107,9 @@ pub enum DataError {
         shards: String,
     },
 
+    /// Location tokens or a box are malformed.
+    #[error("malformed box: {0}")]
+    Box(String),
     /// A configuration value is out of range.
     #[error("invalid config: {key}: {message}")]
     Config {

@@ -6,6 +6,7 @@ mod column;
 pub mod error;
 pub mod image_ops;
 pub mod loader;
+pub mod loc;
 pub mod shards;
 pub mod spec;
 pub mod synth;
