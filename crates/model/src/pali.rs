@@ -355,3 +355,76 @@ impl PaliModel {
         self.lm.start_cache(&enc.states)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> PaliModel {
+        tch::manual_seed(0);
+        PaliModel::new(&PaliConfig::preset("mu", 40).unwrap(), Device::Cpu).unwrap()
+    }
+
+    fn batch() -> (Tensor, Tensor, Tensor, Tensor) {
+        let pixels = Tensor::rand([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let ids = Tensor::from_slice(&[5i64, 6, 7, 1, 8, 9, 1, 0]).view([2, 4]);
+        let mask = ids.ne(0).to_kind(Kind::Int64);
+        let labels = Tensor::from_slice(&[10i64, 11, 1, 12, 1, -100]).view([2, 3]);
+        (pixels, ids, mask, labels)
+    }
+
+    #[test]
+    fn frozen_vision_gets_no_gradient_and_the_rest_does() {
+        let m = tiny();
+        m.freeze_vision(true);
+        let (p, i, a, l) = batch();
+        m.loss(&p, &i, &a, &l, 0.1).unwrap().backward();
+        for (name, t) in m.vs.variables() {
+            let has_grad =
+                t.grad().defined() && t.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0;
+            if name.starts_with("vision_model.") {
+                assert!(!t.requires_grad() && !has_grad, "{name} should be frozen");
+            }
+        }
+        let proj = &m.vs.variables()["multi_modal_projector.linear.weight"];
+        assert!(proj.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        assert!(weights::trainable(&m.vs)
+            .iter()
+            .all(|(n, _)| !n.starts_with("vision_model.")));
+    }
+
+    #[test]
+    fn loss_ignores_masked_targets_and_padding_changes_nothing() {
+        let m = tiny();
+        let (p, i, a, l) = batch();
+        let base = m.loss(&p, &i, &a, &l, 0.0).unwrap().double_value(&[]);
+        // Changing a padded prompt position (mask 0) leaves the loss unchanged.
+        let i2 = i.copy();
+        let _ = i2.get(1).get(3).fill_(33);
+        let same = m.loss(&p, &i2, &a, &l, 0.0).unwrap().double_value(&[]);
+        assert!((base - same).abs() < 1e-6, "{base} vs {same}");
+        // Label smoothing changes it; a target of -100 never counts.
+        assert!((m.loss(&p, &i, &a, &l, 0.1).unwrap().double_value(&[]) - base).abs() > 1e-6);
+        let l2 = l.copy();
+        let _ = l2.get(0).get(2).fill_(-100);
+        let _ = l2.get(0).get(1).fill_(-100);
+        assert!(m
+            .loss(&p, &i, &a, &l2, 0.0)
+            .unwrap()
+            .double_value(&[])
+            .is_finite());
+    }
+
+    #[test]
+    fn too_many_frames_or_a_long_prompt_are_named() {
+        let m = tiny();
+        let frames = Tensor::zeros([1, 17, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let ids = Tensor::ones([1, 3], (Kind::Int64, Device::Cpu));
+        let e = m.encode(&frames, &ids, &ids).unwrap_err().to_string();
+        assert!(e.contains("pixel_values") && e.contains("16"), "{e}");
+        let long = Tensor::ones([1, 200], (Kind::Int64, Device::Cpu));
+        let img = Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let e = m.encode(&img, &long, &long).unwrap_err().to_string();
+        assert!(e.contains("limit of 128"), "{e}");
+    }
+}

@@ -94,3 +94,82 @@ pub fn train_step(
         pairs_per_sec: t.batch_size as f64 * 1000.0 / median,
     })
 }
+
+/// Sizes of a PaLI train-step benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct PaliStepShape {
+    /// Examples per step.
+    pub batch: usize,
+    /// Prompt tokens.
+    pub prompt_len: usize,
+    /// Target tokens.
+    pub target_len: usize,
+    /// Freeze the image encoder (stage 1, transfer).
+    pub freeze_vision: bool,
+}
+
+/// Times `steps` PaLI training steps (forward, token cross-entropy, backward, clip, AdamW) on
+/// random inputs, after `warmup` untimed ones.
+pub fn pali_train_step(
+    cfg: &palisade_model::pali::PaliConfig,
+    shape: PaliStepShape,
+    threads: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepBench> {
+    setup::set_threads(threads);
+    tch::manual_seed(0);
+    let model = palisade_model::pali::PaliModel::new(cfg, tch::Device::Cpu)?;
+    model.freeze_vision(shape.freeze_vision);
+    let mut opt = AdamW::new(
+        weights::trainable(&model.vs),
+        AdamWConfig {
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 1e-4,
+        },
+    );
+    let (b, s) = (shape.batch as i64, cfg.vision_config.image_size as i64);
+    let dev = (Kind::Float, tch::Device::Cpu);
+    let pixels = Tensor::rand([b, 3, s, s], dev) * 2.0 - 1.0;
+    let vocab = cfg.text_config.vocab_size as i64;
+    let ids = Tensor::randint_low(
+        2,
+        vocab,
+        [b, shape.prompt_len as i64],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let mask = ids.ones_like();
+    let labels = Tensor::randint_low(
+        2,
+        vocab,
+        [b, shape.target_len as i64],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let start = Instant::now();
+        model.loss(&pixels, &ids, &mask, &labels, 0.0)?.backward();
+        opt.clip_grad_norm(1.0);
+        opt.step(1e-4);
+        opt.zero_grad();
+        if i >= warmup {
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok(StepBench {
+        params: weights::trainable(&model.vs)
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum(),
+        batch_size: shape.batch,
+        threads: tch::get_num_threads(),
+        steps,
+        ms_per_step_median: median,
+        ms_per_step_mean: mean,
+        pairs_per_sec: shape.batch as f64 * 1000.0 / median,
+    })
+}
