@@ -261,3 +261,62 @@ fn image_file(path: &Path) {
     });
     std::fs::write(path, palisade_data::image_ops::encode_png(&img).unwrap()).unwrap();
 }
+
+#[test]
+fn a_stage0_siglip_checkpoint_initialises_the_vit_at_a_new_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let run = d.join("run");
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--no-progress",
+            "--stop-at-step",
+            "2",
+        ],
+    );
+    let siglip = run.join("checkpoints/step-00000002");
+    let pali = d.join("pali");
+    // The SigLIP model ran at 16 px (2×2 patches of 8); the PaLI model runs at 32 px (4×4).
+    palisade_ok(
+        d,
+        &[
+            "pali",
+            "init",
+            "--preset",
+            "mu",
+            "--tokenizer",
+            d.join("data/tokenizer.json").to_str().unwrap(),
+            "--siglip",
+            siglip.to_str().unwrap(),
+            "--image-size",
+            "32",
+            "--out",
+            pali.to_str().unwrap(),
+        ],
+    );
+    let s = read_tensors(&siglip.join("model.safetensors"));
+    let p = read_tensors(&pali.join("model.safetensors"));
+    let name = "vision_model.encoder.layers.0.self_attn.q_proj.weight";
+    assert_eq!(
+        max_abs_diff(&s[name], &p[name]),
+        0.0,
+        "ViT weights are copied"
+    );
+    assert!(!p
+        .keys()
+        .any(|k| k.starts_with("vision_model.head.") || k.starts_with("text_model.")));
+    let pe = "vision_model.embeddings.position_embedding.weight";
+    assert_eq!((s[pe].size()[0], p[pe].size()[0]), (4, 16));
+    // The mean of a bilinear upsampling equals the mean of the grid it came from.
+    let (ms, mp) = (
+        s[pe].mean(Kind::Float).double_value(&[]),
+        p[pe].mean(Kind::Float).double_value(&[]),
+    );
+    assert!((ms - mp).abs() < 1e-5, "{ms} vs {mp}");
+}

@@ -22,7 +22,8 @@ pub enum Command {
         /// Image resolution (default: the preset's).
         #[arg(long)]
         image_size: Option<usize>,
-        /// SigLIP model folder whose ViT initialises the image encoder (text tower dropped).
+        /// SigLIP model folder whose ViT (architecture and weights) becomes the image encoder;
+        /// its text tower and pooling head are dropped.
         #[arg(long)]
         siglip: Option<PathBuf>,
         /// How the SigLIP position embeddings are resized to `--image-size`.
@@ -100,6 +101,14 @@ pub fn run(c: Command) -> Result<()> {
         } => {
             let tok = TextTokenizer::load(&tokenizer)?.with_loc_tokens();
             let mut cfg = PaliConfig::preset(&preset, tok.vocab_size())?;
+            if let Some(dir) = &siglip {
+                // The image encoder's architecture is the SigLIP model's; the preset sizes the rest.
+                let s = palisade_model::SiglipConfig::load(&dir.join("config.json"))?;
+                cfg.vision_config = palisade_model::SiglipVisionConfig {
+                    vision_use_head: false,
+                    ..s.vision_config
+                };
+            }
             if let Some(s) = image_size {
                 cfg.vision_config.image_size = s;
             }
