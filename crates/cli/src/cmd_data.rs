@@ -15,6 +15,34 @@ pub enum Command {
 /// Synthetic data kinds.
 #[derive(clap::Subcommand, Debug)]
 pub enum Synth {
+    /// Captioning, VQA and referring-expression shards (caption/, vqa/, refcoco/) of the same
+    /// scenes as `synth shapes` with the same seed, plus a tokenizer.json with location tokens.
+    Tasks {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of scenes.
+        #[arg(long)]
+        rows: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 64)]
+        image_size: u32,
+        /// Most objects per scene.
+        #[arg(long, default_value_t = 2)]
+        max_objects: usize,
+        /// Scenes per shard.
+        #[arg(long, default_value_t = 1024)]
+        rows_per_shard: usize,
+        /// Scenes per row group.
+        #[arg(long, default_value_t = 256)]
+        rows_per_group: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Tokenizer vocabulary cap (before the 1,024 location tokens).
+        #[arg(long, default_value_t = 512)]
+        vocab_size: usize,
+    },
     /// Scenes of coloured shapes with captions and per-object annotations, plus a tokenizer.json.
     Shapes {
         /// Output folder (shards and tokenizer.json).
@@ -47,6 +75,42 @@ pub enum Synth {
 /// Runs a data subcommand.
 pub fn run(c: Command) -> Result<()> {
     match c {
+        Command::Synth(Synth::Tasks {
+            out,
+            rows,
+            image_size,
+            max_objects,
+            rows_per_shard,
+            rows_per_group,
+            seed,
+            vocab_size,
+        }) => {
+            let cfg = ShapesConfig {
+                rows,
+                image_size,
+                max_objects,
+                rows_per_shard,
+                rows_per_group,
+                seed,
+            };
+            let summary = palisade_data::write_shapes_tasks(&out, &cfg)?;
+            let tok =
+                palisade_data::TextTokenizer::train(&summary.texts, vocab_size)?.with_loc_tokens();
+            tok.save(&out.join("tokenizer.json"))?;
+            for (task, shards, n) in &summary.tasks {
+                println!(
+                    "{}: {n} rows in {} shards under {}",
+                    task.name(),
+                    shards.len(),
+                    out.join(task.name()).display()
+                );
+            }
+            println!(
+                "tokenizer: {} tokens (with location tokens) in {}",
+                tok.vocab_size(),
+                out.join("tokenizer.json").display()
+            );
+        }
         Command::Synth(Synth::Shapes {
             out,
             rows,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod image_ops;
 pub mod loader;
 pub mod loc;
+pub mod shard_writer;
 pub mod shards;
 pub mod spec;
 pub mod synth;
@@ -17,5 +18,8 @@ pub use image_ops::{decode_rgb, to_model_input};
 pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig};
 pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
-pub use synth::{write_shapes, ShapesConfig, ShapesSummary, COLORS, SHAPES};
+pub use synth::{
+    write_shapes, write_shapes_tasks, ShapesConfig, ShapesSummary, Task, TasksSummary, COLORS,
+    SHAPES,
+};
 pub use tokenizer::{loc_token, train_tokenizer_for, TextTokenizer, LOC_TOKENS};

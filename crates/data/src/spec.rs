@@ -12,6 +12,10 @@ use crate::error::{DataError, Result};
 const EMBEDDED: &[(&str, &str)] = &[
     ("webli", include_str!("../../../data_specs/webli.yaml")),
     ("shapes", include_str!("../../../data_specs/shapes.yaml")),
+    ("caption", include_str!("../../../data_specs/caption.yaml")),
+    ("vqa", include_str!("../../../data_specs/vqa.yaml")),
+    ("refcoco", include_str!("../../../data_specs/refcoco.yaml")),
+    ("video", include_str!("../../../data_specs/video.yaml")),
 ];
 
 /// A named description of a shard schema.

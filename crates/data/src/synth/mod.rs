@@ -2,11 +2,13 @@
 
 mod draw;
 mod scene;
+mod tasks;
 mod write;
 
 use std::path::{Path, PathBuf};
 
 pub use scene::{COLORS, POSITIONS, SHAPES, SIZES};
+pub use tasks::{write_shapes_tasks, Task, TasksSummary};
 pub use write::shapes_schema;
 
 use crate::error::{DataError, Result};

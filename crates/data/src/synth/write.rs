@@ -24,10 +24,10 @@ use crate::error::{DataError, Result};
 use crate::image_ops::encode_png;
 
 /// One generated row before it becomes columns.
-struct Row {
-    id: String,
-    png: Vec<u8>,
-    scene: Scene,
+pub(super) struct Row {
+    pub(super) id: String,
+    pub(super) png: Vec<u8>,
+    pub(super) scene: Scene,
 }
 
 fn object_fields() -> Fields {
@@ -66,7 +66,7 @@ pub fn shapes_schema() -> SchemaRef {
 }
 
 /// Generates row `index` deterministically from the seed alone.
-fn make_row(index: usize, cfg: &ShapesConfig) -> Result<Row> {
+pub(super) fn make_row(index: usize, cfg: &ShapesConfig) -> Result<Row> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     // A separate ChaCha stream per row: independent of generation order and thread count.
     rng.set_stream(index as u64);
