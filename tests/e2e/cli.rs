@@ -43,3 +43,50 @@ fn synth_shapes_writes_shards_and_a_tokenizer() {
     assert!(stdout.contains("wrote 50 rows in 3 shards"), "{stdout}");
     assert!(out.join("tokenizer.json").exists());
 }
+
+#[test]
+fn synth_tasks_and_inspect_agree_on_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tasks");
+    let stdout = palisade_ok(
+        dir.path(),
+        &[
+            "data",
+            "synth",
+            "tasks",
+            "--out",
+            out.to_str().unwrap(),
+            "--rows",
+            "30",
+            "--image-size",
+            "16",
+        ],
+    );
+    assert!(stdout.contains("caption: 30 rows"), "{stdout}");
+    for task in ["caption", "vqa", "refcoco"] {
+        let pattern = format!("{}/{task}/*.parquet", out.display());
+        let json = palisade_ok(
+            dir.path(),
+            &["data", "inspect", &pattern, "--json", "--strict"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["spec"], task);
+        assert_eq!(v["bad_count"], 0);
+    }
+    // Against a spec the shards do not meet: a non-zero exit naming the column.
+    let o = palisade(
+        dir.path(),
+        &[
+            "data",
+            "inspect",
+            &format!("{}/caption/*.parquet", out.display()),
+            "--spec",
+            "vqa",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("question"),
+        "{}",
+        text(&o)
+    );
+}

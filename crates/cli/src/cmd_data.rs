@@ -10,6 +10,28 @@ pub enum Command {
     /// Generate synthetic data.
     #[command(subcommand)]
     Synth(Synth),
+    /// Check shards against a data spec and summarise them (rows, columns, samples, bad rows).
+    Inspect {
+        /// Parquet files or globs.
+        #[arg(required = true)]
+        shards: Vec<String>,
+        /// Spec name (webli, shapes, caption, vqa, refcoco, video) or a YAML path; default: the
+        /// built-in spec the first shard fits best.
+        #[arg(long)]
+        spec: Option<String>,
+        /// Sample rows to show.
+        #[arg(long, default_value_t = 3)]
+        samples: usize,
+        /// Bad rows to list.
+        #[arg(long, default_value_t = 20)]
+        max_bad: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Exit non-zero when any bad row is found.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 /// Synthetic data kinds.
@@ -75,6 +97,40 @@ pub enum Synth {
 /// Runs a data subcommand.
 pub fn run(c: Command) -> Result<()> {
     match c {
+        Command::Inspect {
+            shards,
+            spec,
+            samples,
+            max_bad,
+            json,
+            strict,
+        } => {
+            let mut paths = Vec::new();
+            for pattern in &shards {
+                paths.extend(palisade_data::resolve_shards(
+                    pattern,
+                    std::path::Path::new("."),
+                )?);
+            }
+            let spec = match spec {
+                Some(s) if s.ends_with(".yaml") || s.ends_with(".yml") => {
+                    Some(palisade_data::DataSpec::load(std::path::Path::new(&s))?)
+                }
+                Some(s) => Some(palisade_data::DataSpec::embedded(&s)?),
+                None => None,
+            };
+            let report = palisade_data::inspect::inspect(&paths, spec.as_ref(), samples, max_bad)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            anyhow::ensure!(
+                !(strict && report.bad_count > 0),
+                "{} bad rows (--strict)",
+                report.bad_count
+            );
+        }
         Command::Synth(Synth::Tasks {
             out,
             rows,

@@ -3,8 +3,10 @@
 
 mod atomic;
 mod column;
+pub mod convert;
 pub mod error;
 pub mod image_ops;
+pub mod inspect;
 pub mod loader;
 pub mod loc;
 pub mod shard_writer;
