@@ -1,9 +1,11 @@
 //! Typed read access to Arrow columns that may come in several physical encodings.
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryViewArray, Int32Array, Int64Array, LargeBinaryArray,
-    LargeStringArray, StringArray, StringViewArray,
+    Array, ArrayRef, BinaryArray, BinaryViewArray, FixedSizeListArray, Float64Array, Int32Array,
+    Int64Array, LargeBinaryArray, LargeListArray, LargeStringArray, ListArray, StringArray,
+    StringViewArray,
 };
+use arrow::datatypes::DataType;
 
 /// A column read as text: any string encoding, or integers rendered in decimal.
 #[derive(Debug, Clone)]
@@ -82,6 +84,48 @@ impl BytesColumn {
             BytesColumn::Large(a) => valid(a, row).then(|| a.value(row)),
             BytesColumn::View(a) => valid(a, row).then(|| a.value(row)),
         }
+    }
+}
+
+/// A list column: list<utf8> or list<number>, any list encoding.
+#[derive(Debug, Clone)]
+pub(crate) struct ListColumn {
+    array: ArrayRef,
+}
+
+impl ListColumn {
+    /// Wraps `array` if it is a list type.
+    pub(crate) fn new(array: &ArrayRef) -> Option<ListColumn> {
+        matches!(array.data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)).then(|| ListColumn { array: array.clone() })
+    }
+
+    fn values(&self, row: usize) -> Option<ArrayRef> {
+        if row >= self.array.len() || self.array.is_null(row) {
+            return None;
+        }
+        let any = self.array.as_any();
+        if let Some(a) = any.downcast_ref::<ListArray>() {
+            return Some(a.value(row));
+        }
+        if let Some(a) = any.downcast_ref::<LargeListArray>() {
+            return Some(a.value(row));
+        }
+        any.downcast_ref::<FixedSizeListArray>().map(|a| a.value(row))
+    }
+
+    /// The strings at `row` (None when null, not strings, or holding nulls).
+    pub(crate) fn strings(&self, row: usize) -> Option<Vec<String>> {
+        let v = self.values(row)?;
+        let col = TextColumn::new(&v)?;
+        (0..v.len()).map(|i| col.get(i)).collect()
+    }
+
+    /// The numbers at `row` as f64 (None when null, not numeric, or holding nulls).
+    pub(crate) fn floats(&self, row: usize) -> Option<Vec<f64>> {
+        let v = self.values(row)?;
+        let v = arrow::compute::cast(&v, &DataType::Float64).ok()?;
+        let f = v.as_any().downcast_ref::<Float64Array>()?;
+        (0..f.len()).map(|i| f.is_valid(i).then(|| f.value(i))).collect()
     }
 }
 

@@ -18,7 +18,7 @@ pub mod tokenizer;
 
 pub use error::{DataError, Result};
 pub use image_ops::{decode_rgb, to_model_input};
-pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig};
+pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, RowFormat};
 pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
 pub use synth::{

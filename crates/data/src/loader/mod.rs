@@ -5,6 +5,7 @@
 //! rows inside a unit are permuted from (seed, epoch, unit). A [`Cursor`] names the next
 //! row exactly, so [`Loader::seek`] resumes bit-for-bit.
 
+mod format;
 mod plan;
 mod prep;
 mod source;
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use format::RowFormat;
 pub use plan::Cursor;
 pub use source::{ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
 
@@ -63,9 +65,15 @@ pub struct Batch {
     pub text_len: usize,
     /// Token ids, `[size, text_len]` row-major.
     pub input_ids: Vec<i64>,
+    /// Target tokens per sample (0 for image-text pairs).
+    pub target_len: usize,
+    /// Target ids with EOS, `[size, target_len]`, −100 after EOS (PaLI tasks only).
+    pub target_ids: Vec<i64>,
+    /// Raw targets (PaLI tasks; empty strings for pairs).
+    pub targets: Vec<String>,
     /// Row ids (the `id` column, or `file#row_group:row`).
     pub ids: Vec<String>,
-    /// Raw captions.
+    /// Raw input texts: captions of pairs, prompts of tasks.
     pub texts: Vec<String>,
     /// One vector of values per requested label column.
     pub labels: BTreeMap<String, Vec<String>>,
@@ -85,7 +93,15 @@ pub struct Loader {
 impl Loader {
     /// Indexes the shards and checks they suit this loader; errors if rank `rank` gets no rows.
     pub fn new(cfg: LoaderConfig, rank: usize, world: usize) -> Result<Loader> {
+        Self::new_task(cfg, RowFormat::Pair, 0, rank, world)
+    }
+
+    /// A loader of PaLI task rows: prompts as input ids, targets of `target_len` tokens.
+    pub fn new_task(cfg: LoaderConfig, format: RowFormat, target_len: usize, rank: usize, world: usize) -> Result<Loader> {
         validate(&cfg, rank, world)?;
+        if format.has_target() && target_len == 0 {
+            return Err(DataError::config("target_len", "a task format needs at least one target token"));
+        }
         let index = ShardIndex::build(&cfg.shards, &cfg.spec)?;
         // Several zero-shot tasks may share a label column; read it once.
         let mut seen = BTreeSet::new();
@@ -94,8 +110,8 @@ impl Loader {
             .into_iter()
             .filter(|c| seen.insert(c.clone()))
             .collect();
-        let source = Source::new(index, labels, cfg.seed, rank, world)?;
-        let prep = Prep::new(cfg.threads, cfg.tokenizer, cfg.image_size, cfg.text_len)?;
+        let source = Source::new(index, format, labels, cfg.seed, rank, world)?;
+        let prep = Prep::new(cfg.threads, cfg.tokenizer, cfg.image_size, cfg.text_len, target_len)?;
         tracing::info!(
             rank,
             world,

@@ -16,8 +16,10 @@ use crate::tokenizer::TextTokenizer;
 pub(crate) struct Sample {
     pixels: Vec<f32>,
     input_ids: Vec<i64>,
+    target_ids: Vec<i64>,
     id: String,
     text: String,
+    target: String,
     labels: Vec<String>,
 }
 
@@ -27,6 +29,7 @@ pub(crate) struct Prep {
     tokenizer: Arc<TextTokenizer>,
     pub image_size: usize,
     pub text_len: usize,
+    pub target_len: usize,
 }
 
 impl Prep {
@@ -36,6 +39,7 @@ impl Prep {
         tokenizer: Arc<TextTokenizer>,
         image_size: usize,
         text_len: usize,
+        target_len: usize,
     ) -> Result<Prep> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -49,6 +53,7 @@ impl Prep {
             tokenizer,
             image_size,
             text_len,
+            target_len,
         })
     }
 
@@ -72,13 +77,29 @@ impl Prep {
             .tokenizer
             .encode_fixed(&f.text, self.text_len)
             .map_err(|e| e.to_string())?;
+        let (target_ids, target) = match f.target {
+            Some(t) => (self.target_ids(&t)?, t),
+            None => (Vec::new(), String::new()),
+        };
         Ok(Sample {
             pixels,
             input_ids,
+            target_ids,
             id: f.id,
             text: f.text,
+            target,
             labels: f.labels,
         })
+    }
+
+    /// Target token ids with EOS, `target_len` long, −100 after EOS (ignored by the loss).
+    fn target_ids(&self, target: &str) -> std::result::Result<Vec<i64>, String> {
+        let n = self.tokenizer.encode(target).map_err(|e| e.to_string())?.len() + 1;
+        let mut ids = self.tokenizer.encode_fixed(target, self.target_len).map_err(|e| e.to_string())?;
+        for id in ids.iter_mut().skip(n) {
+            *id = -100;
+        }
+        Ok(ids)
     }
 }
 
@@ -98,6 +119,9 @@ impl BatchBuilder {
                 pixels: Vec::with_capacity(capacity * plane),
                 text_len: prep.text_len,
                 input_ids: Vec::with_capacity(capacity * prep.text_len),
+                target_len: prep.target_len,
+                target_ids: Vec::with_capacity(capacity * prep.target_len),
+                targets: Vec::with_capacity(capacity),
                 ids: Vec::with_capacity(capacity),
                 texts: Vec::with_capacity(capacity),
                 labels: label_names
@@ -119,6 +143,8 @@ impl BatchBuilder {
         b.size += 1;
         b.pixels.extend_from_slice(&s.pixels);
         b.input_ids.extend_from_slice(&s.input_ids);
+        b.target_ids.extend_from_slice(&s.target_ids);
+        b.targets.push(s.target);
         b.ids.push(s.id);
         b.texts.push(s.text);
         for (name, value) in self.label_names.iter().zip(s.labels) {

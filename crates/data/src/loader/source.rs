@@ -5,7 +5,8 @@ use std::path::Path;
 use arrow::datatypes::DataType;
 
 use super::plan::units_per_rank;
-use crate::column::{BytesColumn, TextColumn};
+use super::format::{FormatColumns, RowFormat};
+use crate::column::{BytesColumn, ListColumn, TextColumn};
 use crate::error::{DataError, Result};
 use crate::shards::{ShardIndex, Unit};
 
@@ -28,7 +29,10 @@ pub(crate) struct Origin {
 #[derive(Debug)]
 pub(crate) struct RawFields {
     pub id: String,
+    /// The input text: a pair's caption, or a task's prompt.
     pub text: String,
+    /// A task's target text.
+    pub target: Option<String>,
     pub image: Vec<u8>,
     pub labels: Vec<String>,
 }
@@ -45,7 +49,8 @@ pub(crate) struct UnitColumns {
     shard: usize,
     row_group: usize,
     image: BytesColumn,
-    text: TextColumn,
+    format: RowFormat,
+    columns: FormatColumns,
     id: Option<TextColumn>,
     labels: Vec<(String, TextColumn)>,
     /// Used as the id prefix when the shard has no id column.
@@ -72,16 +77,15 @@ impl UnitColumns {
             .get(row)
             .ok_or_else(|| format!("column {IMAGE_COLUMN:?} is null"))?
             .to_vec();
-        let text = self
-            .text
-            .get(row)
-            .ok_or_else(|| format!("column {TEXT_COLUMN:?} is null"))?;
         let id = match &self.id {
             Some(col) => col
                 .get(row)
                 .ok_or_else(|| format!("column {ID_COLUMN:?} is null"))?,
             None => format!("{}#{}:{row}", self.file_name, self.row_group),
         };
+        // Which of several reference captions to train on: fixed per row (FNV-1a of its id).
+        let pick = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let (text, target) = self.columns.render(&self.format, row, pick)?;
         let labels = self
             .labels
             .iter()
@@ -93,6 +97,7 @@ impl UnitColumns {
         Ok(RawFields {
             id,
             text,
+            target,
             image,
             labels,
         })
@@ -102,6 +107,7 @@ impl UnitColumns {
 /// The shards, their units, and which of them this rank reads.
 pub(crate) struct Source {
     pub index: ShardIndex,
+    pub format: RowFormat,
     pub units: Vec<Unit>,
     pub labels: Vec<String>,
     pub seed: u64,
@@ -113,6 +119,7 @@ impl Source {
     /// Checks the loader's columns exist with usable types in every shard.
     pub(crate) fn new(
         index: ShardIndex,
+        format: RowFormat,
         labels: Vec<String>,
         seed: u64,
         rank: usize,
@@ -137,7 +144,14 @@ impl Source {
                     _ => Ok(()),
                 };
             check(IMAGE_COLUMN, is_binary, "binary", true)?;
-            check(TEXT_COLUMN, is_text, "utf8", true)?;
+            let has = |n: &str| schema.field_with_name(n).is_ok();
+            for (name, required) in format.columns(has) {
+                let (ok, want): (fn(&DataType) -> bool, &str) = match name {
+                    "captions" | "answers" | "box" => (is_list, "a list"),
+                    _ => (is_text, "utf8 or integer"),
+                };
+                check(name, ok, want, required)?;
+            }
             check(ID_COLUMN, is_text, "utf8 or integer", false)?;
             for label in &labels {
                 check(label, is_text, "utf8 or integer (a label column)", true)?;
@@ -158,6 +172,7 @@ impl Source {
         }
         Ok(Source {
             index,
+            format,
             units,
             labels,
             seed,
@@ -178,7 +193,15 @@ impl Source {
         } = self.units[unit];
         let info = &self.index.shards()[shard];
         let has_id = info.has_column(ID_COLUMN);
-        let mut names: Vec<&str> = vec![IMAGE_COLUMN, TEXT_COLUMN];
+        let wanted: Vec<&str> = self
+            .format
+            .columns(|n| info.has_column(n))
+            .into_iter()
+            .filter(|(n, _)| info.has_column(n))
+            .map(|(n, _)| n)
+            .collect();
+        let mut names: Vec<&str> = vec![IMAGE_COLUMN];
+        names.extend(&wanted);
         if has_id {
             names.push(ID_COLUMN);
         }
@@ -202,7 +225,15 @@ impl Source {
         };
         let image =
             BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?;
-        let text = TextColumn::new(column(TEXT_COLUMN)?).ok_or_else(|| bad_type(TEXT_COLUMN))?;
+        let mut columns = FormatColumns { text: Default::default(), lists: Default::default() };
+        for name in wanted {
+            let array = column(name)?;
+            if is_list(array.data_type()) {
+                columns.lists.insert(name, ListColumn::new(array).ok_or_else(|| bad_type(name))?);
+            } else {
+                columns.text.insert(name, TextColumn::new(array).ok_or_else(|| bad_type(name))?);
+            }
+        }
         let id = if has_id {
             Some(TextColumn::new(column(ID_COLUMN)?).ok_or_else(|| bad_type(ID_COLUMN))?)
         } else {
@@ -220,7 +251,8 @@ impl Source {
             shard,
             row_group,
             image,
-            text,
+            format: self.format.clone(),
+            columns,
             id,
             labels,
             file_name: info
@@ -237,6 +269,10 @@ fn is_binary(dt: &DataType) -> bool {
         dt,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView
     )
+}
+
+fn is_list(dt: &DataType) -> bool {
+    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..))
 }
 
 fn is_text(dt: &DataType) -> bool {
