@@ -9,6 +9,7 @@ pub mod image_ops;
 pub mod inspect;
 pub mod loader;
 pub mod loc;
+pub mod mixture;
 pub mod prompts;
 pub mod shard_writer;
 pub mod shards;

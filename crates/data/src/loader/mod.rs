@@ -97,10 +97,19 @@ impl Loader {
     }
 
     /// A loader of PaLI task rows: prompts as input ids, targets of `target_len` tokens.
-    pub fn new_task(cfg: LoaderConfig, format: RowFormat, target_len: usize, rank: usize, world: usize) -> Result<Loader> {
+    pub fn new_task(
+        cfg: LoaderConfig,
+        format: RowFormat,
+        target_len: usize,
+        rank: usize,
+        world: usize,
+    ) -> Result<Loader> {
         validate(&cfg, rank, world)?;
         if format.has_target() && target_len == 0 {
-            return Err(DataError::config("target_len", "a task format needs at least one target token"));
+            return Err(DataError::config(
+                "target_len",
+                "a task format needs at least one target token",
+            ));
         }
         let index = ShardIndex::build(&cfg.shards, &cfg.spec)?;
         // Several zero-shot tasks may share a label column; read it once.
@@ -111,7 +120,13 @@ impl Loader {
             .filter(|c| seen.insert(c.clone()))
             .collect();
         let source = Source::new(index, format, labels, cfg.seed, rank, world)?;
-        let prep = Prep::new(cfg.threads, cfg.tokenizer, cfg.image_size, cfg.text_len, target_len)?;
+        let prep = Prep::new(
+            cfg.threads,
+            cfg.tokenizer,
+            cfg.image_size,
+            cfg.text_len,
+            target_len,
+        )?;
         tracing::info!(
             rank,
             world,
@@ -133,14 +148,15 @@ impl Loader {
     ///
     /// On error the cursor is left where this batch started.
     pub fn next_batch(&mut self) -> Result<Batch> {
+        self.next_batch_of(self.batch_size)
+    }
+
+    /// The next `n` training samples as one batch (mixtures draw varying counts per dataset).
+    ///
+    /// On error the cursor is left where this batch started.
+    pub fn next_batch_of(&mut self, n: usize) -> Result<Batch> {
         let start = self.stream.cursor();
-        match fill(
-            &self.source,
-            &self.prep,
-            &mut self.stream,
-            self.batch_size,
-            true,
-        ) {
+        match fill(&self.source, &self.prep, &mut self.stream, n, true) {
             Ok(Some(batch)) => Ok(batch),
             Ok(None) => Err(DataError::EmptyDataset {
                 rank: self.source.rank,
