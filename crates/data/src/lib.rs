@@ -3,7 +3,6 @@
 
 mod atomic;
 mod column;
-pub mod convert;
 pub mod error;
 pub mod image_ops;
 pub mod inspect;
