@@ -96,7 +96,13 @@ pub(crate) struct ListColumn {
 impl ListColumn {
     /// Wraps `array` if it is a list type.
     pub(crate) fn new(array: &ArrayRef) -> Option<ListColumn> {
-        matches!(array.data_type(), DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)).then(|| ListColumn { array: array.clone() })
+        matches!(
+            array.data_type(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+        )
+        .then(|| ListColumn {
+            array: array.clone(),
+        })
     }
 
     fn values(&self, row: usize) -> Option<ArrayRef> {
@@ -110,7 +116,8 @@ impl ListColumn {
         if let Some(a) = any.downcast_ref::<LargeListArray>() {
             return Some(a.value(row));
         }
-        any.downcast_ref::<FixedSizeListArray>().map(|a| a.value(row))
+        any.downcast_ref::<FixedSizeListArray>()
+            .map(|a| a.value(row))
     }
 
     /// The strings at `row` (None when null, not strings, or holding nulls).
@@ -125,7 +132,9 @@ impl ListColumn {
         let v = self.values(row)?;
         let v = arrow::compute::cast(&v, &DataType::Float64).ok()?;
         let f = v.as_any().downcast_ref::<Float64Array>()?;
-        (0..f.len()).map(|i| f.is_valid(i).then(|| f.value(i))).collect()
+        (0..f.len())
+            .map(|i| f.is_valid(i).then(|| f.value(i)))
+            .collect()
     }
 }
 

@@ -25,10 +25,20 @@ pub fn render(template: &str, fields: &BTreeMap<&str, String>) -> Result<String>
         if rest[open..].starts_with('}') {
             return Err(bad("a '}' without its '{'".into()));
         }
-        let close = rest[open..].find('}').ok_or_else(|| bad("a '{' without its '}'".into()))? + open;
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| bad("a '{' without its '}'".into()))?
+            + open;
         let name = &rest[open + 1..close];
         let value = fields.get(name).ok_or_else(|| {
-            bad(format!("no field {{{name}}} (this task has {})", fields.keys().map(|k| format!("{{{k}}}")).collect::<Vec<_>>().join(", ")))
+            bad(format!(
+                "no field {{{name}}} (this task has {})",
+                fields
+                    .keys()
+                    .map(|k| format!("{{{k}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         })?;
         out.push_str(value);
         rest = &rest[close + 1..];
@@ -47,7 +57,10 @@ pub fn majority_answer(answers: &[String]) -> Option<String> {
         }
     }
     let best = counts.iter().map(|(_, c)| *c).max()?;
-    counts.into_iter().find(|(_, c)| *c == best).map(|(a, _)| a.clone())
+    counts
+        .into_iter()
+        .find(|(_, c)| *c == best)
+        .map(|(a, _)| a.clone())
 }
 
 /// The detection target of a COCO pixel box `[x, y, w, h]` in a `width` × `height` image.
@@ -61,8 +74,15 @@ mod tests {
 
     #[test]
     fn renders_paper_prompts_and_names_missing_fields() {
-        let f: BTreeMap<&str, String> = [("lang", "en".to_string()), ("question", "what color is the circle?".to_string())].into();
-        assert_eq!(render(ANSWER, &f).unwrap(), "answer en what color is the circle?");
+        let f: BTreeMap<&str, String> = [
+            ("lang", "en".to_string()),
+            ("question", "what color is the circle?".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            render(ANSWER, &f).unwrap(),
+            "answer en what color is the circle?"
+        );
         assert_eq!(render(CAPTION, &f).unwrap(), "caption en");
         let e = render(DETECT, &f).unwrap_err().to_string();
         assert!(e.contains("{expression}") && e.contains("{lang}"), "{e}");
@@ -72,9 +92,15 @@ mod tests {
 
     #[test]
     fn majority_and_detection_targets() {
-        let a: Vec<String> = ["2", "two", "2", "3"].iter().map(|s| s.to_string()).collect();
+        let a: Vec<String> = ["2", "two", "2", "3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(majority_answer(&a).as_deref(), Some("2"));
         assert_eq!(majority_answer(&[]), None);
-        assert_eq!(detect_target([0.0, 0.0, 100.0, 50.0], 100.0, 100.0).unwrap(), "<loc0000><loc0000><loc0512><loc1023>");
+        assert_eq!(
+            detect_target([0.0, 0.0, 100.0, 50.0], 100.0, 100.0).unwrap(),
+            "<loc0000><loc0000><loc0512><loc1023>"
+        );
     }
 }

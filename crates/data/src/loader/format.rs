@@ -50,10 +50,17 @@ impl RowFormat {
     pub(crate) fn columns(&self, has: impl Fn(&str) -> bool) -> Vec<(&'static str, bool)> {
         match self {
             RowFormat::Pair => vec![("text", true)],
-            RowFormat::Caption { .. } if has("captions") => vec![("captions", true), ("lang", false)],
+            RowFormat::Caption { .. } if has("captions") => {
+                vec![("captions", true), ("lang", false)]
+            }
             RowFormat::Caption { .. } => vec![("text", true), ("lang", false)],
             RowFormat::Vqa { .. } => vec![("question", true), ("answers", true), ("lang", false)],
-            RowFormat::Detect { .. } => vec![("expression", true), ("box", true), ("width", true), ("height", true)],
+            RowFormat::Detect { .. } => vec![
+                ("expression", true),
+                ("box", true),
+                ("width", true),
+                ("height", true),
+            ],
         }
     }
 
@@ -71,15 +78,25 @@ pub(crate) struct FormatColumns {
 
 impl FormatColumns {
     fn text(&self, name: &str, row: usize) -> Result<String, String> {
-        self.text.get(name).and_then(|c| c.get(row)).ok_or_else(|| format!("column {name:?} is null"))
+        self.text
+            .get(name)
+            .and_then(|c| c.get(row))
+            .ok_or_else(|| format!("column {name:?} is null"))
     }
 
     fn lang(&self, row: usize) -> String {
-        self.text.get("lang").and_then(|c| c.get(row)).unwrap_or_else(|| "en".into())
+        self.text
+            .get("lang")
+            .and_then(|c| c.get(row))
+            .unwrap_or_else(|| "en".into())
     }
 
     fn strings(&self, name: &str, row: usize) -> Result<Vec<String>, String> {
-        let v = self.lists.get(name).and_then(|c| c.strings(row)).ok_or_else(|| format!("column {name:?} is null or not a list of strings"))?;
+        let v = self
+            .lists
+            .get(name)
+            .and_then(|c| c.strings(row))
+            .ok_or_else(|| format!("column {name:?} is null or not a list of strings"))?;
         if v.is_empty() {
             return Err(format!("column {name:?} is an empty list"));
         }
@@ -87,8 +104,15 @@ impl FormatColumns {
     }
 
     /// (input text, target) of `row`; `pick` chooses among several references.
-    pub(crate) fn render(&self, format: &RowFormat, row: usize, pick: u64) -> Result<(String, Option<String>), String> {
-        let fill = |template: &str, fields: BTreeMap<&str, String>| prompts::render(template, &fields).map_err(|e| e.to_string());
+    pub(crate) fn render(
+        &self,
+        format: &RowFormat,
+        row: usize,
+        pick: u64,
+    ) -> Result<(String, Option<String>), String> {
+        let fill = |template: &str, fields: BTreeMap<&str, String>| {
+            prompts::render(template, &fields).map_err(|e| e.to_string())
+        };
         match format {
             RowFormat::Pair => Ok((self.text("text", row)?, None)),
             RowFormat::Caption { prompt } => {
@@ -98,20 +122,43 @@ impl FormatColumns {
                 } else {
                     self.text("text", row)?
                 };
-                Ok((fill(prompt, [("lang", self.lang(row))].into())?, Some(target)))
+                Ok((
+                    fill(prompt, [("lang", self.lang(row))].into())?,
+                    Some(target),
+                ))
             }
             RowFormat::Vqa { prompt } => {
                 let question = self.text("question", row)?;
-                let answer = prompts::majority_answer(&self.strings("answers", row)?).unwrap_or_default();
-                Ok((fill(prompt, [("lang", self.lang(row)), ("question", question)].into())?, Some(answer)))
+                let answer =
+                    prompts::majority_answer(&self.strings("answers", row)?).unwrap_or_default();
+                Ok((
+                    fill(
+                        prompt,
+                        [("lang", self.lang(row)), ("question", question)].into(),
+                    )?,
+                    Some(answer),
+                ))
             }
             RowFormat::Detect { prompt } => {
                 let expression = self.text("expression", row)?;
-                let b = self.lists.get("box").and_then(|c| c.floats(row)).ok_or("column \"box\" is null or not a list of numbers")?;
-                let [x, y, w, h] = <[f64; 4]>::try_from(b.as_slice()).map_err(|_| format!("column \"box\" has {} values, expected 4", b.len()))?;
-                let num = |n: &str| -> Result<f64, String> { self.text(n, row)?.parse::<f64>().map_err(|e| format!("column {n:?}: {e}")) };
-                let target = prompts::detect_target([x, y, w, h], num("width")?, num("height")?).map_err(|e| e.to_string())?;
-                Ok((fill(prompt, [("expression", expression)].into())?, Some(target)))
+                let b = self
+                    .lists
+                    .get("box")
+                    .and_then(|c| c.floats(row))
+                    .ok_or("column \"box\" is null or not a list of numbers")?;
+                let [x, y, w, h] = <[f64; 4]>::try_from(b.as_slice())
+                    .map_err(|_| format!("column \"box\" has {} values, expected 4", b.len()))?;
+                let num = |n: &str| -> Result<f64, String> {
+                    self.text(n, row)?
+                        .parse::<f64>()
+                        .map_err(|e| format!("column {n:?}: {e}"))
+                };
+                let target = prompts::detect_target([x, y, w, h], num("width")?, num("height")?)
+                    .map_err(|e| e.to_string())?;
+                Ok((
+                    fill(prompt, [("expression", expression)].into())?,
+                    Some(target),
+                ))
             }
         }
     }
@@ -128,12 +175,27 @@ mod tests {
     #[test]
     fn task_rows_become_prompts_and_targets() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = ShapesConfig { rows: 20, image_size: 16, max_objects: 2, rows_per_shard: 20, rows_per_group: 10, seed: 3 };
+        let cfg = ShapesConfig {
+            rows: 20,
+            image_size: 16,
+            max_objects: 2,
+            rows_per_shard: 20,
+            rows_per_group: 10,
+            seed: 3,
+        };
         let s = write_shapes_tasks(dir.path(), &cfg).unwrap();
-        let tok = Arc::new(TextTokenizer::train(&s.texts, 128).unwrap().with_loc_tokens());
+        let tok = Arc::new(
+            TextTokenizer::train(&s.texts, 128)
+                .unwrap()
+                .with_loc_tokens(),
+        );
         let loader = |task: &str, format: RowFormat| {
             let lc = LoaderConfig {
-                shards: crate::resolve_shards(&format!("{}/{task}", dir.path().display()), std::path::Path::new(".")).unwrap(),
+                shards: crate::resolve_shards(
+                    &format!("{}/{task}", dir.path().display()),
+                    std::path::Path::new("."),
+                )
+                .unwrap(),
                 spec: DataSpec::embedded(task).unwrap(),
                 tokenizer: tok.clone(),
                 image_size: 16,
@@ -144,17 +206,45 @@ mod tests {
                 label_columns: vec![],
                 threads: 1,
             };
-            Loader::new_task(lc, format, 8, 0, 1).unwrap().epoch_batches().next().unwrap().unwrap()
+            Loader::new_task(lc, format, 8, 0, 1)
+                .unwrap()
+                .epoch_batches()
+                .next()
+                .unwrap()
+                .unwrap()
         };
-        let b = loader("caption", RowFormat::Caption { prompt: prompts::CAPTION.into() });
+        let b = loader(
+            "caption",
+            RowFormat::Caption {
+                prompt: prompts::CAPTION.into(),
+            },
+        );
         assert!(b.texts.iter().all(|t| t == "caption en"));
         assert!(b.targets.iter().all(|t| !t.is_empty()));
-        let b = loader("vqa", RowFormat::Vqa { prompt: prompts::ANSWER.into() });
+        let b = loader(
+            "vqa",
+            RowFormat::Vqa {
+                prompt: prompts::ANSWER.into(),
+            },
+        );
         assert_eq!(b.texts[0], "answer en how many shapes are there?");
-        assert!(b.targets[0] == "1" || b.targets[0] == "2", "{:?}", b.targets[0]);
-        let b = loader("refcoco", RowFormat::Detect { prompt: prompts::DETECT.into() });
+        assert!(
+            b.targets[0] == "1" || b.targets[0] == "2",
+            "{:?}",
+            b.targets[0]
+        );
+        let b = loader(
+            "refcoco",
+            RowFormat::Detect {
+                prompt: prompts::DETECT.into(),
+            },
+        );
         assert!(b.texts[0].starts_with("detect "));
-        assert!(crate::loc::tokens_to_box(&b.targets[0]).is_ok(), "{}", b.targets[0]);
+        assert!(
+            crate::loc::tokens_to_box(&b.targets[0]).is_ok(),
+            "{}",
+            b.targets[0]
+        );
         // Four location tokens, then EOS, then ignored positions.
         let row0 = &b.target_ids[..8];
         assert_eq!(row0[4], tok.eos_id());
@@ -162,7 +252,11 @@ mod tests {
         assert!(row0[..4].iter().all(|&t| t >= tok.loc_base().unwrap()));
         // A format whose columns the shards lack is refused, naming the column.
         let lc = LoaderConfig {
-            shards: crate::resolve_shards(&format!("{}/caption", dir.path().display()), std::path::Path::new(".")).unwrap(),
+            shards: crate::resolve_shards(
+                &format!("{}/caption", dir.path().display()),
+                std::path::Path::new("."),
+            )
+            .unwrap(),
             spec: DataSpec::embedded("caption").unwrap(),
             tokenizer: tok.clone(),
             image_size: 16,
@@ -173,7 +267,18 @@ mod tests {
             label_columns: vec![],
             threads: 1,
         };
-        let e = Loader::new_task(lc, RowFormat::Vqa { prompt: prompts::ANSWER.into() }, 8, 0, 1).err().unwrap().to_string();
+        let e = Loader::new_task(
+            lc,
+            RowFormat::Vqa {
+                prompt: prompts::ANSWER.into(),
+            },
+            8,
+            0,
+            1,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("question"), "{e}");
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use arrow::datatypes::DataType;
 
-use super::plan::units_per_rank;
 use super::format::{FormatColumns, RowFormat};
+use super::plan::units_per_rank;
 use crate::column::{BytesColumn, ListColumn, TextColumn};
 use crate::error::{DataError, Result};
 use crate::shards::{ShardIndex, Unit};
@@ -84,7 +84,9 @@ impl UnitColumns {
             None => format!("{}#{}:{row}", self.file_name, self.row_group),
         };
         // Which of several reference captions to train on: fixed per row (FNV-1a of its id).
-        let pick = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let pick = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let (text, target) = self.columns.render(&self.format, row, pick)?;
         let labels = self
             .labels
@@ -225,13 +227,20 @@ impl Source {
         };
         let image =
             BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?;
-        let mut columns = FormatColumns { text: Default::default(), lists: Default::default() };
+        let mut columns = FormatColumns {
+            text: Default::default(),
+            lists: Default::default(),
+        };
         for name in wanted {
             let array = column(name)?;
             if is_list(array.data_type()) {
-                columns.lists.insert(name, ListColumn::new(array).ok_or_else(|| bad_type(name))?);
+                columns
+                    .lists
+                    .insert(name, ListColumn::new(array).ok_or_else(|| bad_type(name))?);
             } else {
-                columns.text.insert(name, TextColumn::new(array).ok_or_else(|| bad_type(name))?);
+                columns
+                    .text
+                    .insert(name, TextColumn::new(array).ok_or_else(|| bad_type(name))?);
             }
         }
         let id = if has_id {
@@ -272,7 +281,10 @@ fn is_binary(dt: &DataType) -> bool {
 }
 
 fn is_list(dt: &DataType) -> bool {
-    matches!(dt, DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..))
+    matches!(
+        dt,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    )
 }
 
 fn is_text(dt: &DataType) -> bool {
