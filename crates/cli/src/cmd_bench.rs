@@ -1,12 +1,27 @@
 //! `palisade bench`.
 
 use anyhow::Result;
-use palisade_trainer::{bench, bench_decode, ExperimentConfig};
+use palisade_trainer::{bench, bench_data, bench_decode, ExperimentConfig};
 use std::path::PathBuf;
 
 /// Benchmarks.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
+    /// Images/s through the input path (read, decode, resize, normalise, batch) over webli shards.
+    Data {
+        /// Parquet files or globs.
+        #[arg(required = true)]
+        shards: Vec<String>,
+        /// Model input resolution.
+        #[arg(long, default_value_t = 224)]
+        resolution: usize,
+        /// Decode threads (repeat to measure several, e.g. --threads 1 --threads 2).
+        #[arg(long, default_values_t = [1])]
+        threads: Vec<usize>,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
     /// Time PaLI training steps (ViT frozen unless --train-vision) on random data.
     PaliTrainStep {
         /// PaLI preset (`mu`, `tiny`, `pali3`).
@@ -98,6 +113,25 @@ pub enum Command {
 /// Runs a benchmark and prints its JSON line.
 pub fn run(c: Command) -> Result<()> {
     match c {
+        Command::Data {
+            shards,
+            resolution,
+            threads,
+            batch,
+        } => {
+            let mut paths = Vec::new();
+            for p in &shards {
+                paths.extend(palisade_data::resolve_shards(p, std::path::Path::new("."))?);
+            }
+            for t in threads {
+                let r = bench_data::data(paths.clone(), resolution, t, batch)?;
+                eprintln!(
+                    "data: {} threads: {:.1} images/s ({} images in {:.2} s)",
+                    r.threads, r.images_per_sec, r.images, r.seconds
+                );
+                println!("{}", serde_json::to_string(&r)?);
+            }
+        }
         Command::PaliTrainStep {
             preset,
             vocab,

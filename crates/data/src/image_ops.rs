@@ -36,18 +36,41 @@ pub fn to_model_input(img: &RgbImage, size: usize, out: &mut [f32]) {
     let side = u32::try_from(size).unwrap_or(u32::MAX);
     // Skip the resampling copy when the image already has the model's size.
     let resized;
-    let src = if img.width() == side && img.height() == side {
-        img
+    let pixels: &[u8] = if img.width() == side && img.height() == side {
+        img.as_raw()
     } else {
-        resized = imageops::resize(img, side, side, FilterType::Triangle);
+        resized = resize_bilinear(img, side);
         &resized
     };
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in src.pixels().enumerate() {
-        r[i] = f32::from(px[0]) / 127.5 - 1.0;
-        g[i] = f32::from(px[1]) / 127.5 - 1.0;
-        b[i] = f32::from(px[2]) / 127.5 - 1.0;
+    for (i, px) in pixels.chunks_exact(3).enumerate() {
+        r[i] = f32::from(px[0]) * (1.0 / 127.5) - 1.0;
+        g[i] = f32::from(px[1]) * (1.0 / 127.5) - 1.0;
+        b[i] = f32::from(px[2]) * (1.0 / 127.5) - 1.0;
+    }
+}
+
+thread_local! {
+    /// Each decode thread keeps its resizer (and its scratch buffers) between images.
+    static RESIZER: std::cell::RefCell<fast_image_resize::Resizer> = std::cell::RefCell::new(fast_image_resize::Resizer::new());
+}
+
+/// Bilinear resize with antialiasing (the filter widens when shrinking, as PIL's), to `side`².
+fn resize_bilinear(img: &RgbImage, side: u32) -> Vec<u8> {
+    use fast_image_resize::{
+        images::Image, images::ImageRef, FilterType as F, PixelType, ResizeAlg, ResizeOptions,
+    };
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(F::Bilinear));
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3);
+    let mut dst = Image::new(side, side, PixelType::U8x3);
+    let ok =
+        src.is_ok_and(|src| RESIZER.with(|r| r.borrow_mut().resize(&src, &mut dst, &opts).is_ok()));
+    if ok {
+        dst.into_vec()
+    } else {
+        // Unreachable for valid RGB buffers; keep a correct (slower) path rather than panic.
+        imageops::resize(img, side, side, FilterType::Triangle).into_raw()
     }
 }
 

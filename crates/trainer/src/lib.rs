@@ -2,6 +2,7 @@
 //! metric writers (TensorBoard, JSON lines) and the step benchmark.
 
 pub mod bench;
+pub mod bench_data;
 pub mod bench_decode;
 pub mod checkpoint;
 pub mod config;
