@@ -206,7 +206,7 @@ pub fn run(c: Command) -> Result<()> {
             model_config_out,
         } => {
             let cfg = ExperimentConfig::load(&config, &sets)?;
-            let vocab = match vocab.or(cfg.model.text.vocab_size) {
+            let vocab = match vocab.or(cfg.model.text.as_ref().and_then(|t| t.vocab_size)) {
                 Some(v) => v,
                 None if cfg.data.tokenizer.exists() => {
                     palisade_trainer::setup::tokenizer(&cfg)?.vocab_size()

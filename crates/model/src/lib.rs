@@ -18,7 +18,7 @@ pub mod text;
 pub mod vit;
 pub mod weights;
 
-pub use config::{SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec};
+pub use config::{LanguageSpec, SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec};
 pub use error::{ModelError, Result};
 pub use siglip::{SiglipModel, SiglipOutput};
 pub use sigmoid_loss::sigmoid_loss;

@@ -4,7 +4,9 @@
 use crate::error::{Result, TrainerError};
 use crate::yaml_tree::YamlTree;
 use palisade_evaluator::EvalConfig;
-use palisade_model::{TextSpec, VisionSpec};
+use palisade_data::RowFormat;
+use palisade_model::{LanguageSpec, TextSpec, VisionSpec};
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -48,27 +50,67 @@ pub enum Stage {
     /// Stage 0: SigLIP contrastive pretraining of image and text towers.
     #[default]
     Siglip,
+    /// PaLI stages (1: mixture with the ViT frozen; 2: higher resolution, everything trained;
+    /// transfer: one task, ViT frozen) — the same loop, set by `train.freeze_vision`,
+    /// `model.vision.image_size` and `data.mixture`.
+    Pali,
 }
 
 /// The model section: the two towers of SigLIP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Image tower.
+    /// Image tower (both stages).
     pub vision: VisionSpec,
-    /// Text tower.
-    pub text: TextSpec,
-    /// Start from this model folder instead of random weights.
+    /// SigLIP's text tower (stage `siglip`).
+    #[serde(default)]
+    pub text: Option<TextSpec>,
+    /// PaLI's encoder-decoder (stage `pali`).
+    #[serde(default)]
+    pub language: Option<LanguageSpec>,
+    /// Start from this model folder (same stage) instead of random weights.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// PaLI: a SigLIP model folder whose ViT initialises the image encoder (resampled to
+    /// `vision.image_size`; the text tower is dropped).
+    #[serde(default)]
+    pub init_vision: Option<PathBuf>,
+    /// PaLI: a T5 folder (`palisade import hf-t5`) initialising the language model.
+    #[serde(default)]
+    pub init_language: Option<PathBuf>,
+}
+
+/// One dataset of a PaLI mixture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureSource {
+    /// Shards (glob).
+    pub train: String,
+    /// Data spec the shards follow.
+    pub spec: String,
+    /// How rows become prompt and target (`{kind: caption|vqa|detect, prompt: ...}`).
+    pub format: RowFormat,
+    /// Relative sampling weight.
+    #[serde(default = "one")]
+    pub weight: f64,
 }
 
 /// Where the data comes from and how it is prepared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training shards (glob, relative to the working directory).
-    pub train: String,
+    /// Training shards (glob, relative to the working directory) of stage `siglip`.
+    #[serde(default)]
+    pub train: Option<String>,
+    /// Stage `pali`: the datasets to mix, by name.
+    #[serde(default)]
+    pub mixture: BTreeMap<String, MixtureSource>,
+    /// Stage `pali`: prompt tokens (EOS and padding included).
+    #[serde(default = "default_prompt_len")]
+    pub text_len: usize,
+    /// Stage `pali`: target tokens (EOS included; the rest ignored by the loss).
+    #[serde(default = "default_target_len")]
+    pub target_len: usize,
     /// Held-out shards for evaluation.
     #[serde(default)]
     pub eval: Option<String>,
@@ -151,6 +193,12 @@ pub struct TrainSection {
     /// Evaluate every N steps (0: only at the end).
     #[serde(default)]
     pub eval_every: u64,
+    /// Stage `pali`: keep the image encoder frozen (stage 1, transfer); false trains it (stage 2).
+    #[serde(default = "yes")]
+    pub freeze_vision: bool,
+    /// Stage `pali`: label smoothing of the token cross-entropy.
+    #[serde(default)]
+    pub label_smoothing: f64,
 }
 
 fn default_device() -> String {
@@ -195,6 +243,15 @@ fn default_ckpt_every() -> u64 {
 fn default_keep() -> usize {
     3
 }
+fn one() -> f64 {
+    1.0
+}
+fn default_prompt_len() -> usize {
+    32
+}
+fn default_target_len() -> usize {
+    32
+}
 
 impl ExperimentConfig {
     /// Loads `path`, applies `sets`, and checks every key and value.
@@ -230,6 +287,30 @@ impl ExperimentConfig {
 
     /// Checks values the types cannot.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        match self.stage {
+            Stage::Siglip => {
+                if self.model.text.is_none() {
+                    return Err("key model.text: stage siglip needs the text tower".into());
+                }
+                if self.data.train.is_none() {
+                    return Err("key data.train: stage siglip needs training shards".into());
+                }
+            }
+            Stage::Pali => {
+                if self.model.language.is_none() {
+                    return Err("key model.language: stage pali needs the language model".into());
+                }
+                if self.data.mixture.is_empty() {
+                    return Err("key data.mixture: stage pali needs at least one dataset".into());
+                }
+                if let Some((name, m)) = self.data.mixture.iter().find(|(_, m)| !(m.weight > 0.0 && m.weight.is_finite())) {
+                    return Err(format!("key data.mixture.{name}.weight: {} must be positive", m.weight));
+                }
+                if self.data.text_len == 0 || self.data.target_len == 0 {
+                    return Err("keys data.text_len and data.target_len: must be positive".into());
+                }
+            }
+        }
         let t = &self.train;
         if t.batch_size == 0 {
             return Err("key train.batch_size: must be positive".into());

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_data;
 pub mod bench_decode;
+pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
 pub mod setup;
+pub mod stage;
 pub mod train;
 pub mod yaml_tree;
 

@@ -1,0 +1,88 @@
+//! Where training batches come from: one loader (SigLIP pairs) or a weighted mixture of task
+//! loaders (PaLI), with a position that goes into checkpoints.
+
+use crate::config::{ExperimentConfig, Stage};
+use crate::error::{Result, TrainerError};
+use crate::setup::{self, Split};
+use palisade_data::mixture::{Mixture, MixtureCursor, MixtureEntry};
+use palisade_data::{Batch, Cursor, DataSpec, Loader, LoaderConfig, TextTokenizer};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A training batch source.
+pub enum BatchSource {
+    /// One dataset.
+    Single(Loader),
+    /// A weighted mixture.
+    Mixture(Mixture),
+}
+
+/// A batch source's position, as saved per rank in `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SourceCursor {
+    /// Of a single loader.
+    Single(Cursor),
+    /// Of a mixture.
+    Mixture(MixtureCursor),
+}
+
+impl BatchSource {
+    /// The training source of `cfg` for this rank; `batch` is the per-rank batch size.
+    pub fn train(cfg: &ExperimentConfig, tok: &Arc<TextTokenizer>, image_size: usize, text_len: usize, batch: usize, rank: usize, world: usize) -> Result<BatchSource> {
+        match cfg.stage {
+            Stage::Siglip => {
+                let mcfg = setup::model_config(cfg, tok.vocab_size())?;
+                Ok(BatchSource::Single(setup::loader(cfg, Split::Train, tok, &mcfg, batch, rank, world)?))
+            }
+            Stage::Pali => {
+                let mut entries = Vec::new();
+                for (name, m) in &cfg.data.mixture {
+                    let spec = if m.spec.ends_with(".yaml") { DataSpec::load(Path::new(&m.spec))? } else { DataSpec::embedded(&m.spec)? };
+                    let lc = LoaderConfig {
+                        shards: palisade_data::resolve_shards(&m.train, Path::new("."))?,
+                        spec,
+                        tokenizer: tok.clone(),
+                        image_size,
+                        text_len,
+                        batch_size: batch,
+                        seed: cfg.seed,
+                        shuffle: cfg.data.shuffle,
+                        label_columns: Vec::new(),
+                        threads: cfg.data.threads,
+                    };
+                    let loader = Loader::new_task(lc, m.format.clone(), cfg.data.target_len, rank, world)
+                        .map_err(|e| TrainerError::Config(format!("key data.mixture.{name}: {e}")))?;
+                    entries.push(MixtureEntry { name: name.clone(), loader, weight: m.weight });
+                }
+                Ok(BatchSource::Mixture(Mixture::new(entries, cfg.seed)?))
+            }
+        }
+    }
+
+    /// The next batch of `n` examples.
+    pub fn next_batch(&mut self, n: usize) -> Result<Batch> {
+        Ok(match self {
+            BatchSource::Single(l) => l.next_batch_of(n)?,
+            BatchSource::Mixture(m) => m.next_batch(n)?,
+        })
+    }
+
+    /// The position to save.
+    pub fn cursor(&self) -> SourceCursor {
+        match self {
+            BatchSource::Single(l) => SourceCursor::Single(l.cursor()),
+            BatchSource::Mixture(m) => SourceCursor::Mixture(m.cursor()),
+        }
+    }
+
+    /// Resumes at a saved position of the same kind.
+    pub fn seek(&mut self, c: &SourceCursor) -> Result<()> {
+        match (self, c) {
+            (BatchSource::Single(l), SourceCursor::Single(c)) => Ok(l.seek(c)?),
+            (BatchSource::Mixture(m), SourceCursor::Mixture(c)) => Ok(m.seek(c)?),
+            _ => Err(TrainerError::Config("the checkpoint's data position is of another kind (single dataset vs mixture)".into())),
+        }
+    }
+}
