@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod common;
+mod distributed;
 mod pali;
 mod parity;
 mod training;

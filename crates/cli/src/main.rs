@@ -5,6 +5,7 @@ mod cmd_data;
 mod cmd_eval;
 mod cmd_forward;
 mod cmd_import;
+mod cmd_launch;
 mod cmd_pali;
 mod cmd_predict;
 mod cmd_train;
@@ -46,6 +47,8 @@ enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
+    /// Start this node's ranks of a multi-process job: `launch --nproc-per-node N -- train CONFIG`.
+    Launch(cmd_launch::Args),
 }
 
 fn main() {
@@ -66,6 +69,7 @@ fn main() {
         Command::Pali(c) => cmd_pali::run(c),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Bench(c) => cmd_bench::run(c),
+        Command::Launch(a) => cmd_launch::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

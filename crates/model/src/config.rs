@@ -281,7 +281,8 @@ pub struct LanguageSpec {
 impl LanguageSpec {
     /// Expands the preset with the tokenizer's vocabulary unless one is given.
     pub fn resolve(&self, tokenizer_vocab: usize) -> Result<crate::t5::T5Config> {
-        let mut cfg = crate::t5::T5Config::preset(&self.preset, self.vocab_size.unwrap_or(tokenizer_vocab))?;
+        let mut cfg =
+            crate::t5::T5Config::preset(&self.preset, self.vocab_size.unwrap_or(tokenizer_vocab))?;
         if let Some(n) = self.num_layers {
             cfg.num_layers = n;
         }

@@ -6,6 +6,7 @@
 pub mod autocast;
 pub mod config;
 pub mod decoding;
+pub mod distributed_loss;
 pub mod error;
 pub mod layers;
 pub mod pali;
@@ -18,7 +19,9 @@ pub mod text;
 pub mod vit;
 pub mod weights;
 
-pub use config::{LanguageSpec, SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec};
+pub use config::{
+    LanguageSpec, SiglipConfig, SiglipTextConfig, SiglipVisionConfig, TextSpec, VisionSpec,
+};
 pub use error::{ModelError, Result};
 pub use siglip::{SiglipModel, SiglipOutput};
 pub use sigmoid_loss::sigmoid_loss;

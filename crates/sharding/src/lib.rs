@@ -1,12 +1,32 @@
-//! Process groups, rank discovery and gradient synchronisation.
+//! Process groups, rank discovery, gradient synchronisation and the launcher.
 //!
 //! Every component talks to other ranks through a [`ProcessGroup`], even in a single process,
-//! so the code paths for one rank and many ranks are the same.
+//! so the code paths for one rank and many ranks are the same. [`init`] picks the backend from
+//! the launcher's environment: one process, MPI (mpirun, srun), TCP (`palisade launch`), or
+//! NCCL on GPUs.
 
+pub mod checks;
+pub mod data_parallel;
 pub mod error;
 pub mod group;
+pub mod init;
+pub mod launch;
+pub mod mpi_group;
+#[doc(hidden)]
+pub mod mpi_harness;
+pub mod nccl;
+pub mod nccl_lib;
 pub mod rank;
+mod rendezvous;
+pub mod tcp_group;
+mod tensor_buf;
+pub mod watchdog;
 
+pub use checks::{all_gather_bytes, check_same_config};
+pub use data_parallel::{all_reduce_bucketed, broadcast_bucketed, DEFAULT_BUCKET_BYTES};
 pub use error::{Result, ShardingError};
 pub use group::{ProcessGroup, ReduceOp, SingleProcess};
-pub use rank::{discover, RankInfo};
+pub use init::{backend_from_env, init, init_with, Backend, InitOptions};
+pub use mpi_group::MpiGroup;
+pub use rank::{discover, discover_from, RankInfo};
+pub use tcp_group::TcpGroup;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// A training batch source.
 pub enum BatchSource {
     /// One dataset.
-    Single(Loader),
+    Single(Box<Loader>),
     /// A weighted mixture.
     Mixture(Mixture),
 }
@@ -30,16 +30,29 @@ pub enum SourceCursor {
 
 impl BatchSource {
     /// The training source of `cfg` for this rank; `batch` is the per-rank batch size.
-    pub fn train(cfg: &ExperimentConfig, tok: &Arc<TextTokenizer>, image_size: usize, text_len: usize, batch: usize, rank: usize, world: usize) -> Result<BatchSource> {
+    pub fn train(
+        cfg: &ExperimentConfig,
+        tok: &Arc<TextTokenizer>,
+        image_size: usize,
+        text_len: usize,
+        batch: usize,
+        rank: usize,
+        world: usize,
+    ) -> Result<BatchSource> {
         match cfg.stage {
             Stage::Siglip => {
                 let mcfg = setup::model_config(cfg, tok.vocab_size())?;
-                Ok(BatchSource::Single(setup::loader(cfg, Split::Train, tok, &mcfg, batch, rank, world)?))
+                let loader = setup::loader(cfg, Split::Train, tok, &mcfg, batch, rank, world)?;
+                Ok(BatchSource::Single(Box::new(loader)))
             }
             Stage::Pali => {
                 let mut entries = Vec::new();
                 for (name, m) in &cfg.data.mixture {
-                    let spec = if m.spec.ends_with(".yaml") { DataSpec::load(Path::new(&m.spec))? } else { DataSpec::embedded(&m.spec)? };
+                    let spec = if m.spec.ends_with(".yaml") {
+                        DataSpec::load(Path::new(&m.spec))?
+                    } else {
+                        DataSpec::embedded(&m.spec)?
+                    };
                     let lc = LoaderConfig {
                         shards: palisade_data::resolve_shards(&m.train, Path::new("."))?,
                         spec,
@@ -52,9 +65,16 @@ impl BatchSource {
                         label_columns: Vec::new(),
                         threads: cfg.data.threads,
                     };
-                    let loader = Loader::new_task(lc, m.format.clone(), cfg.data.target_len, rank, world)
-                        .map_err(|e| TrainerError::Config(format!("key data.mixture.{name}: {e}")))?;
-                    entries.push(MixtureEntry { name: name.clone(), loader, weight: m.weight });
+                    let loader =
+                        Loader::new_task(lc, m.format.clone(), cfg.data.target_len, rank, world)
+                            .map_err(|e| {
+                                TrainerError::Config(format!("key data.mixture.{name}: {e}"))
+                            })?;
+                    entries.push(MixtureEntry {
+                        name: name.clone(),
+                        loader,
+                        weight: m.weight,
+                    });
                 }
                 Ok(BatchSource::Mixture(Mixture::new(entries, cfg.seed)?))
             }
@@ -82,7 +102,10 @@ impl BatchSource {
         match (self, c) {
             (BatchSource::Single(l), SourceCursor::Single(c)) => Ok(l.seek(c)?),
             (BatchSource::Mixture(m), SourceCursor::Mixture(c)) => Ok(m.seek(c)?),
-            _ => Err(TrainerError::Config("the checkpoint's data position is of another kind (single dataset vs mixture)".into())),
+            _ => Err(TrainerError::Config(
+                "the checkpoint's data position is of another kind (single dataset vs mixture)"
+                    .into(),
+            )),
         }
     }
 }

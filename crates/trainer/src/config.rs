@@ -3,12 +3,12 @@
 
 use crate::error::{Result, TrainerError};
 use crate::yaml_tree::YamlTree;
-use palisade_evaluator::EvalConfig;
 use palisade_data::RowFormat;
+use palisade_evaluator::EvalConfig;
 use palisade_model::{LanguageSpec, TextSpec, VisionSpec};
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One whole experiment.
@@ -199,6 +199,9 @@ pub struct TrainSection {
     /// Stage `pali`: label smoothing of the token cross-entropy.
     #[serde(default)]
     pub label_smoothing: f64,
+    /// Data parallelism: gradients are averaged over ranks in flat buckets of this many MiB.
+    #[serde(default = "default_bucket_mb")]
+    pub grad_bucket_mb: f64,
 }
 
 fn default_device() -> String {
@@ -252,6 +255,9 @@ fn default_prompt_len() -> usize {
 fn default_target_len() -> usize {
     32
 }
+fn default_bucket_mb() -> f64 {
+    25.0
+}
 
 impl ExperimentConfig {
     /// Loads `path`, applies `sets`, and checks every key and value.
@@ -303,8 +309,16 @@ impl ExperimentConfig {
                 if self.data.mixture.is_empty() {
                     return Err("key data.mixture: stage pali needs at least one dataset".into());
                 }
-                if let Some((name, m)) = self.data.mixture.iter().find(|(_, m)| !(m.weight > 0.0 && m.weight.is_finite())) {
-                    return Err(format!("key data.mixture.{name}.weight: {} must be positive", m.weight));
+                if let Some((name, m)) = self
+                    .data
+                    .mixture
+                    .iter()
+                    .find(|(_, m)| !(m.weight > 0.0 && m.weight.is_finite()))
+                {
+                    return Err(format!(
+                        "key data.mixture.{name}.weight: {} must be positive",
+                        m.weight
+                    ));
                 }
                 if self.data.text_len == 0 || self.data.target_len == 0 {
                     return Err("keys data.text_len and data.target_len: must be positive".into());
@@ -338,6 +352,12 @@ impl ExperimentConfig {
         }
         if t.keep_last == 0 {
             return Err("key train.keep_last: must keep at least one checkpoint".into());
+        }
+        if !(t.grad_bucket_mb > 0.0 && t.grad_bucket_mb.is_finite()) {
+            return Err(format!(
+                "key train.grad_bucket_mb: {} is not a positive size",
+                t.grad_bucket_mb
+            ));
         }
         if t.log_every == 0 || t.checkpoint_every == 0 {
             return Err("keys train.log_every and train.checkpoint_every: must be positive".into());

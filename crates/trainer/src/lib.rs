@@ -1,10 +1,10 @@
 //! palisade's trainer: experiment configs, optimiser and schedule, the train loop, checkpoints,
 //! metric writers (TensorBoard, JSON lines) and the step benchmark.
 
+pub mod batches;
 pub mod bench;
 pub mod bench_data;
 pub mod bench_decode;
-pub mod batches;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

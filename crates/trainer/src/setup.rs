@@ -67,7 +67,11 @@ pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
         palisade_data::write_shapes(dir, &shapes)?;
     }
     if !cfg.data.tokenizer.exists() {
-        let train = cfg.data.train.as_deref().ok_or_else(|| TrainerError::Config("key data.synth: needs data.train to train the tokenizer on".into()))?;
+        let train = cfg.data.train.as_deref().ok_or_else(|| {
+            TrainerError::Config(
+                "key data.synth: needs data.train to train the tokenizer on".into(),
+            )
+        })?;
         let shards = palisade_data::resolve_shards(train, Path::new("."))?;
         tracing::info!(
             "training a {}-token tokenizer into {}",
@@ -105,12 +109,10 @@ pub fn data_spec(cfg: &ExperimentConfig) -> Result<DataSpec> {
 
 /// The model config the experiment describes (vocabulary from the tokenizer unless set).
 pub fn model_config(cfg: &ExperimentConfig, vocab: usize) -> Result<SiglipConfig> {
-    let text = cfg.model.text.as_ref().ok_or_else(|| TrainerError::Config("key model.text: the SigLIP text tower is not configured".into()))?;
-    Ok(SiglipConfig::from_specs(
-        &cfg.model.vision,
-        text,
-        vocab,
-    )?)
+    let text = cfg.model.text.as_ref().ok_or_else(|| {
+        TrainerError::Config("key model.text: the SigLIP text tower is not configured".into())
+    })?;
+    Ok(SiglipConfig::from_specs(&cfg.model.vision, text, vocab)?)
 }
 
 /// A model: from `model.init` when set, else freshly initialised from the seed.
@@ -155,7 +157,9 @@ pub fn loader(
     world: usize,
 ) -> Result<Loader> {
     let pattern = match split {
-        Split::Train => cfg.data.train.clone().ok_or_else(|| TrainerError::Config("key data.train: no training shards are configured".into()))?,
+        Split::Train => cfg.data.train.clone().ok_or_else(|| {
+            TrainerError::Config("key data.train: no training shards are configured".into())
+        })?,
         Split::Eval => cfg.data.eval.clone().ok_or_else(|| {
             TrainerError::Config("key data.eval: no held-out shards are configured".into())
         })?,

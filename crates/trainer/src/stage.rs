@@ -15,25 +15,31 @@ use tch::{nn, Device, Kind, Tensor};
 /// The model being trained.
 pub enum StageModel {
     /// SigLIP's two towers.
-    Siglip(SiglipModel),
+    Siglip(Box<SiglipModel>),
     /// PaLI, with its loss settings.
     Pali {
         /// The model.
-        model: PaliModel,
+        model: Box<PaliModel>,
         /// Label smoothing of the token cross-entropy.
         label_smoothing: f64,
         /// Tokenizer saved beside the weights (with location tokens).
-        tokenizer: TextTokenizer,
+        tokenizer: Box<TextTokenizer>,
     },
 }
 
 impl StageModel {
     /// Builds (or loads) the stage's model on `device`, seeded from the config.
-    pub fn build(cfg: &ExperimentConfig, tok: &TextTokenizer, device: Device) -> Result<StageModel> {
+    pub fn build(
+        cfg: &ExperimentConfig,
+        tok: &TextTokenizer,
+        device: Device,
+    ) -> Result<StageModel> {
         match cfg.stage {
             Stage::Siglip => {
                 let mcfg = setup::model_config(cfg, tok.vocab_size())?;
-                Ok(StageModel::Siglip(setup::build_model(cfg, &mcfg, device)?))
+                Ok(StageModel::Siglip(Box::new(setup::build_model(
+                    cfg, &mcfg, device,
+                )?)))
             }
             Stage::Pali => {
                 let pcfg = pali_config(cfg, tok.vocab_size())?;
@@ -58,7 +64,11 @@ impl StageModel {
                     model.load_language_model_from(dir)?;
                 }
                 model.freeze_vision(cfg.train.freeze_vision);
-                Ok(StageModel::Pali { model, label_smoothing: cfg.train.label_smoothing, tokenizer: tok.clone() })
+                Ok(StageModel::Pali {
+                    model: Box::new(model),
+                    label_smoothing: cfg.train.label_smoothing,
+                    tokenizer: Box::new(tok.clone()),
+                })
             }
         }
     }
@@ -76,12 +86,22 @@ impl StageModel {
         let (pixels, ids) = batch_tensors(b, device);
         let cuda = device.is_cuda();
         match self {
-            StageModel::Siglip(m) => Ok(palisade_model::autocast::bf16(cuda, || m.loss(&pixels, &ids))?),
-            StageModel::Pali { model, label_smoothing, tokenizer } => {
+            StageModel::Siglip(m) => Ok(palisade_model::autocast::bf16(cuda, || {
+                m.loss(&pixels, &ids)
+            })?),
+            StageModel::Pali {
+                model,
+                label_smoothing,
+                tokenizer,
+            } => {
                 let pad = tokenizer.pad_id();
                 let mask = ids.ne(pad).to_kind(Kind::Int64);
-                let labels = Tensor::from_slice(&b.target_ids).view([b.size as i64, b.target_len as i64]).to_device(device);
-                Ok(palisade_model::autocast::bf16(cuda, || model.loss(&pixels, &ids, &mask, &labels, *label_smoothing))?)
+                let labels = Tensor::from_slice(&b.target_ids)
+                    .view([b.size as i64, b.target_len as i64])
+                    .to_device(device);
+                Ok(palisade_model::autocast::bf16(cuda, || {
+                    model.loss(&pixels, &ids, &mask, &labels, *label_smoothing)
+                })?)
             }
         }
     }
@@ -90,7 +110,10 @@ impl StageModel {
     pub fn scalars(&self) -> Vec<(String, f64)> {
         match self {
             StageModel::Siglip(m) => vec![
-                ("train/temperature".into(), m.logit_scale.exp().double_value(&[0])),
+                (
+                    "train/temperature".into(),
+                    m.logit_scale.exp().double_value(&[0]),
+                ),
                 ("train/bias".into(), m.logit_bias.double_value(&[0])),
             ],
             StageModel::Pali { .. } => Vec::new(),
@@ -101,7 +124,9 @@ impl StageModel {
     pub fn save(&self, dir: &Path) -> Result<()> {
         match self {
             StageModel::Siglip(m) => Ok(m.save(dir)?),
-            StageModel::Pali { model, tokenizer, .. } => {
+            StageModel::Pali {
+                model, tokenizer, ..
+            } => {
                 model.save(dir)?;
                 Ok(tokenizer.save(&dir.join("tokenizer.json"))?)
             }
@@ -120,7 +145,11 @@ impl StageModel {
 /// The PaLI config the experiment describes: `model.vision` (ViT) and `model.language` (T5/UL2),
 /// with the vocabulary of the tokenizer.
 pub fn pali_config(cfg: &ExperimentConfig, vocab: usize) -> Result<PaliConfig> {
-    let lang = cfg.model.language.as_ref().ok_or_else(|| TrainerError::Config("key model.language: not configured".into()))?;
+    let lang = cfg
+        .model
+        .language
+        .as_ref()
+        .ok_or_else(|| TrainerError::Config("key model.language: not configured".into()))?;
     let mut vision_config = cfg.model.vision.resolve()?;
     vision_config.vision_use_head = false;
     let mut pcfg = PaliConfig::preset("mu", vocab)?;

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use palisade_evaluator::siglip_eval::batch_tensors;
 use palisade_evaluator::EvalReport;
 use palisade_model::weights;
-use palisade_sharding::{ProcessGroup, SingleProcess};
+use palisade_sharding::{ProcessGroup, ReduceOp};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,19 +48,30 @@ pub struct TrainSummary {
     pub report: Option<EvalReport>,
 }
 
-/// Trains a SigLIP model as `cfg` describes.
+/// Trains a SigLIP model as `cfg` describes, on every rank the launcher started.
 pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    // --- Process group: one process, or MPI when a launcher started several ranks -------------
+    // (docs/distributed.md). Ranks whose configs differ are refused before any work.
+    let group = palisade_sharding::init(palisade_sharding::backend_from_env()?)?;
+    let result = palisade_sharding::check_same_config(&*group, &cfg.hash())
+        .map_err(TrainerError::from)
+        .and_then(|()| train_in_group(&*group, cfg, opts));
+    if let Err(e) = &result {
+        // A rank that stops alone would leave the others waiting in their next collective.
+        group.abort(&e.to_string());
+    }
+    result
+}
+
+/// The training loop on this rank of `group`.
+fn train_in_group(
+    group: &dyn ProcessGroup,
+    cfg: &ExperimentConfig,
+    opts: &TrainOptions,
+) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
-    let group: Box<dyn ProcessGroup> = Box::new(SingleProcess);
     let (rank, world) = (group.rank(), group.world_size());
     let rank_info = palisade_sharding::discover()?;
-    if rank_info.world_size > world {
-        return Err(TrainerError::Config(format!(
-            "launched as rank {} of {} ({} variables), but this build trains in one process only; \
-             multi-process groups come with the distributed-training work",
-            rank_info.rank, rank_info.world_size, rank_info.source
-        )));
-    }
     let device = setup::parse_device(&cfg.device, rank_info.local_rank)?;
     setup::set_threads(cfg.threads);
     let t = &cfg.train;
@@ -152,6 +163,9 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         examples_seen = state.examples_seen;
         tracing::info!("resumed from {} at step {step}", dir.display());
     }
+    // Data parallelism: every rank starts from rank 0's parameters (a no-op for one rank).
+    let bucket_bytes = (t.grad_bucket_mb * (1 << 20) as f64) as usize;
+    palisade_sharding::broadcast_bucketed(group, &mut all_params(&model), 0, bucket_bytes)?;
     let mut metrics = if rank == 0 {
         Some(MetricsLog::open(
             &run_dir,
@@ -173,8 +187,9 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         window.2 += waited.elapsed().as_secs_f64();
         skipped_total += batch.skipped;
         let (pixels, ids) = batch_tensors(&batch, device);
-        let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
-        last_loss = loss.double_value(&[]);
+        // Several ranks: the distributed sigmoid loss; the logged value is the global mean.
+        let loss = step_loss(&model, group, &pixels, &ids, device)?;
+        last_loss = global_mean(group, loss.double_value(&[]))?;
         if !last_loss.is_finite() {
             return Err(TrainerError::Numerics {
                 step,
@@ -182,10 +197,16 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
             });
         }
         loss.backward();
-        // Data parallelism averages gradients here (a no-op for one rank).
-        for mut g in opt_grads(&model) {
-            group.all_reduce(&mut g, palisade_sharding::ReduceOp::Avg)?;
+        // Data parallelism averages gradients here, in flat buckets (a no-op for one rank).
+        let mut grads = opt_grads(&model);
+        if world > 1 && grads.len() != model.vs.trainable_variables().len() {
+            // Ranks must agree on the bucket layout; a parameter without a gradient breaks it.
+            return Err(TrainerError::Numerics {
+                step,
+                msg: "a trainable parameter got no gradient; data parallelism needs all".into(),
+            });
         }
+        palisade_sharding::all_reduce_bucketed(group, &mut grads, ReduceOp::Avg, bucket_bytes)?;
         let grad_norm = opt.clip_grad_norm(t.grad_clip);
         let lr = sched.lr(step);
         opt.step(lr);
@@ -215,7 +236,10 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
                     "train/data_wait_ms".to_string(),
                     1000.0 * window.2 / (window.1 as f64 / t.batch_size as f64).max(1.0),
                 ),
-                ("train/skipped_examples".to_string(), skipped_total as f64),
+                (
+                    "train/skipped_examples".to_string(),
+                    world as f64 * global_mean(group, skipped_total as f64)?,
+                ),
             ];
             bar.set_message(format!("loss {last_loss:.4}"));
             tracing::debug!(step, loss = last_loss, lr, grad_norm, "train");
@@ -231,7 +255,7 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
             let state = TrainState {
                 step,
                 examples_seen,
-                data_cursors: vec![loader.cursor()],
+                data_cursors: gather_cursors(group, &loader.cursor())?,
                 seed: cfg.seed,
                 config_hash: cfg.hash(),
                 world_size: world,
@@ -276,6 +300,66 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
         last_loss,
         report,
     })
+}
+
+/// This step's loss: the sigmoid loss for one rank; across ranks, this rank's share of the
+/// distributed sigmoid loss over the global batch (the mean over ranks is the global loss).
+fn step_loss(
+    model: &palisade_model::SiglipModel,
+    group: &dyn ProcessGroup,
+    pixels: &tch::Tensor,
+    ids: &tch::Tensor,
+    device: tch::Device,
+) -> Result<tch::Tensor> {
+    let cuda = device.is_cuda();
+    if group.world_size() == 1 {
+        return Ok(palisade_model::autocast::bf16(cuda, || {
+            model.loss(pixels, ids)
+        })?);
+    }
+    let (zimg, ztxt) = palisade_model::autocast::bf16(cuda, || {
+        Ok::<_, palisade_model::ModelError>((model.embed_images(pixels)?, model.embed_texts(ids)?))
+    })?;
+    Ok(palisade_model::distributed_loss::distributed_sigmoid_loss(
+        group,
+        &zimg,
+        &ztxt,
+        &model.logit_scale,
+        &model.logit_bias,
+    )?)
+}
+
+/// Mean of `x` over ranks.
+fn global_mean(group: &dyn ProcessGroup, x: f64) -> Result<f64> {
+    if group.world_size() == 1 {
+        return Ok(x);
+    }
+    let mut t = tch::Tensor::from(x);
+    group.all_reduce(&mut t, ReduceOp::Avg)?;
+    Ok(t.double_value(&[]))
+}
+
+/// Every rank's data cursor, in rank order (for `state.json`).
+fn gather_cursors(
+    group: &dyn ProcessGroup,
+    mine: &palisade_data::Cursor,
+) -> Result<Vec<palisade_data::Cursor>> {
+    let json = serde_json::to_vec(mine).map_err(|e| TrainerError::Config(e.to_string()))?;
+    palisade_sharding::all_gather_bytes(group, &json)?
+        .iter()
+        .enumerate()
+        .map(|(r, b)| {
+            serde_json::from_slice(b)
+                .map_err(|e| TrainerError::Config(format!("data cursor of rank {r}: {e}")))
+        })
+        .collect()
+}
+
+/// Every variable of the model, sorted by name so all ranks list them in the same order.
+fn all_params(model: &palisade_model::SiglipModel) -> Vec<tch::Tensor> {
+    let mut named: Vec<(String, tch::Tensor)> = model.vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Gradients of the trainable parameters (shallow handles, reduced in place).

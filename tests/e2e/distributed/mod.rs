@@ -1,0 +1,9 @@
+//! Multi-rank tests: the distributed sigmoid loss, data-parallel training, `palisade launch`.
+//!
+//! Tests that need ranks re-run themselves: the test function launches this test binary under
+//! `mpirun -np N`, filtered to that one test, and the ranks take the worker branch.
+
+mod launch;
+mod loss;
+mod ranks;
+mod training;

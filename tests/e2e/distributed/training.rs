@@ -1,0 +1,220 @@
+//! Data-parallel training: 2 and 4 ranks (under mpirun or `palisade launch`) end where one
+//! process at the same global batch ends.
+
+use super::ranks;
+use crate::common::*;
+use palisade_sharding::mpi_harness::mpirun;
+use std::path::Path;
+
+/// Train losses from metrics.jsonl, by step.
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|v| v["split"] == "train")
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["train/loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn last_checkpoint(run: &Path) -> std::path::PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .expect("checkpoints")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("step-")
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("a checkpoint")
+}
+
+/// Training data for `tiny_config(d, …)`: 64 rows in row groups of 4 (so up to 16 ranks get
+/// rows), and its tokenizer.
+pub(super) fn synth_small_row_groups(d: &Path) {
+    palisade_ok(
+        d,
+        &[
+            "data",
+            "synth",
+            "shapes",
+            "--out",
+            d.join("data/train").to_str().unwrap(),
+            "--rows",
+            "64",
+            "--rows-per-group",
+            "4",
+            "--image-size",
+            "16",
+            "--max-objects",
+            "1",
+            "--vocab-size",
+            "64",
+        ],
+    );
+    std::fs::rename(
+        d.join("data/train/tokenizer.json"),
+        d.join("data/tokenizer.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn two_and_four_ranks_match_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 64 rows in row groups of 4, unshuffled: a global batch of 16 is units 4k..4k+3 on one
+    // process, and the same four units split over 2 or 4 ranks (rank r reads units r, r+W, …).
+    synth_small_row_groups(d);
+    let cfg = tiny_config(d, "");
+    let cfg = cfg.to_str().unwrap();
+    let common = ["--set", "data.shuffle=false", "--no-progress"];
+    let one = d.join("run-1");
+    let mut args = vec!["train", cfg, "--run-dir", one.to_str().unwrap()];
+    args.extend(common);
+    palisade_ok(d, &args);
+    // Ranks under mpirun (MPI backend) and under `palisade launch` (TCP backend).
+    let on_ranks = |how: &str, w: usize, run: &Path, extra: &[&str]| {
+        let mut cmd = if how == "mpirun" {
+            let mut c = mpirun(w);
+            c.arg(env!("CARGO_BIN_EXE_palisade"));
+            c
+        } else {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"));
+            c.args(["launch", "--nproc-per-node", &w.to_string(), "--"]);
+            c
+        };
+        cmd.current_dir(d)
+            .env("RUST_LOG", "warn")
+            .args(["train", cfg, "--run-dir", run.to_str().unwrap()])
+            .args(common)
+            .args(extra);
+        ranks::run(cmd, &format!("palisade train, {how} {w} ranks {extra:?}"));
+    };
+    let runs = [
+        ("mpirun", 2usize),
+        ("mpirun", 4),
+        ("launch", 2),
+        ("launch", 4),
+    ];
+    let run_dir = |how: &str, w: usize| d.join(format!("run-{how}-{w}"));
+    for (how, w) in runs {
+        on_ranks(how, w, &run_dir(how, w), &[]);
+    }
+    // Two ranks stopped at step 4 and resumed (each from its own cursor) end bit-identical.
+    let resumed = d.join("run2-resumed");
+    on_ranks("mpirun", 2, &resumed, &["--stop-at-step", "4"]);
+    on_ranks("mpirun", 2, &resumed, &["--resume"]);
+    let a = read_tensors(&last_checkpoint(&run_dir("mpirun", 2)).join("model.safetensors"));
+    let b = read_tensors(&last_checkpoint(&resumed).join("model.safetensors"));
+    for (name, t) in &a {
+        assert_eq!(max_abs_diff(t, &b[name]), 0.0, "resumed on 2 ranks: {name}");
+    }
+
+    let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
+    let want_loss = losses(&one);
+    assert_eq!(want_loss.len(), 6);
+    for (how, w) in runs {
+        let run = run_dir(how, w);
+        let ckpt = last_checkpoint(&run);
+        assert_eq!(ckpt, run.join("checkpoints/step-00000006"));
+        let got = read_tensors(&ckpt.join("model.safetensors"));
+        assert_eq!(got.len(), want.len());
+        let mut worst = (0.0f64, String::new());
+        for (name, t) in &want {
+            // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
+            // by all keys); Adam scales their rounding noise up to lr-sized steps, so they differ
+            // between any two summation orders, not only between world sizes.
+            if name.ends_with("k_proj.bias") {
+                continue;
+            }
+            let diff = if name.ends_with("in_proj_bias") {
+                // Packed [q; k; v] biases: compare q and v.
+                let third = t.size()[0] / 3;
+                let qv = |x: &tch::Tensor| {
+                    tch::Tensor::cat(&[x.narrow(0, 0, third), x.narrow(0, 2 * third, third)], 0)
+                };
+                max_abs_diff(&qv(t), &qv(&got[name]))
+            } else {
+                max_abs_diff(t, &got[name])
+            };
+            if diff > worst.0 {
+                worst = (diff, name.clone());
+            }
+        }
+        assert!(
+            worst.0 < 1e-4,
+            "{how} {w} ranks: {} differs by {}",
+            worst.1,
+            worst.0
+        );
+        // Rank 0 alone logs the global loss, once per step.
+        let got_loss = losses(&run);
+        assert_eq!(got_loss.len(), want_loss.len(), "{how} {w} ranks");
+        for ((s1, a), (s2, b)) in want_loss.iter().zip(&got_loss) {
+            assert_eq!(s1, s2);
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{how} {w} ranks, step {s1}: loss {b} vs {a}"
+            );
+        }
+        // Every rank's data cursor is in the checkpoint.
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json")).unwrap())
+                .unwrap();
+        assert_eq!(state["world_size"], w);
+        assert_eq!(
+            state["data_cursors"].as_array().unwrap().len(),
+            w,
+            "{state}"
+        );
+        assert!(
+            run.join("report/eval.json").exists(),
+            "rank 0 writes the report"
+        );
+    }
+}
+
+#[test]
+fn ranks_with_different_configs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let (cfg, exe) = (cfg.to_str().unwrap(), env!("CARGO_BIN_EXE_palisade"));
+    // One rank per program block (MPMD): rank 1 overrides the learning rate.
+    let out = std::process::Command::new("mpirun")
+        .current_dir(d)
+        .args(["--oversubscribe", "--bind-to", "none"])
+        .args(["-np", "1", exe, "train", cfg, "--no-progress", ":"])
+        .args([
+            "-np",
+            "1",
+            exe,
+            "train",
+            cfg,
+            "--no-progress",
+            "--set",
+            "train.lr=0.001",
+        ])
+        .output()
+        .expect("mpirun runs");
+    let text = text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ranks disagree on the config") && text.contains("rank 1 has"),
+        "{text}"
+    );
+    assert!(
+        !d.join("runs/tiny/checkpoints").exists(),
+        "nothing was trained"
+    );
+}
