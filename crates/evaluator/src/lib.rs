@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod report;
 pub mod retrieval;
 pub mod siglip_eval;

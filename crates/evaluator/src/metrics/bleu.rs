@@ -88,7 +88,9 @@ fn score(testlen: f64, reflen: f64, guess: &[f64; N], correct: &[f64; N]) -> [f6
     let mut bleu = 1.0f64;
     for k in 0..N {
         bleu *= (correct[k] + TINY) / (guess[k] + SMALL);
-        out[k] = bleu.powf(1.0 / (k + 1) as f64);
+        // Python calls libm's pow; opaque exponents stop LLVM from turning pow(x, 0.5) into
+        // sqrt, which can differ in the last bit.
+        out[k] = bleu.powf(std::hint::black_box(1.0 / (k + 1) as f64));
     }
     let ratio = (testlen + TINY) / (reflen + SMALL);
     if ratio < 1.0 {

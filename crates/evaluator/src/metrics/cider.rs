@@ -106,7 +106,10 @@ fn sim(hyp: &Vector, reference: &Vector) -> [f64; N] {
 /// `Cider().compute_score(gts, res)`.
 pub fn cider(images: &[ImageCaptions]) -> Result<CorpusScore> {
     check(images, "CIDEr")?;
-    let cand_words: Vec<Vec<&str>> = images.iter().map(|im| split(&im.candidate).collect()).collect();
+    let cand_words: Vec<Vec<&str>> = images
+        .iter()
+        .map(|im| split(&im.candidate).collect())
+        .collect();
     let ref_words: Vec<Vec<Vec<&str>>> = images
         .iter()
         .map(|im| im.references.iter().map(|r| split(r).collect()).collect())
@@ -187,7 +190,11 @@ mod tests {
         let s = cider(&images).unwrap();
         let pen = (-4.0f64 / 72.0).exp();
         let want = (2.0 / 20f64.sqrt() + 1.0 / 5f64.sqrt()) * pen / 4.0 * 10.0;
-        assert!((s.per_image[0] - want).abs() < 1e-12, "{} vs {want}", s.per_image[0]);
+        assert!(
+            (s.per_image[0] - want).abs() < 1e-12,
+            "{} vs {want}",
+            s.per_image[0]
+        );
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub(crate) fn strip(s: &str) -> &str {
     s.trim_matches(is_space)
 }
 
+/// Python's `s.rstrip()`.
+pub(crate) fn rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_space)
+}
+
 /// `np.mean` of a 1-D float64 array: NumPy's pairwise sum divided by the length.
 pub(crate) fn np_mean(xs: &[f64]) -> f64 {
     pairwise_sum(xs) / xs.len() as f64
@@ -49,6 +54,26 @@ fn pairwise_sum(a: &[f64]) -> f64 {
         n2 -= n2 % 8;
         pairwise_sum(&a[..n2]) + pairwise_sum(&a[n2..])
     }
+}
+
+/// First code points of the runs of Unicode decimal digits (category Nd, Unicode 14 as in
+/// Python 3.11), each ten long except the mathematical digits U+1D7CE..U+1D7FF.
+const DECIMAL_RUNS: [u32; 62] = [
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// Python's `\d` for `str` patterns: a Unicode decimal digit.
+pub(crate) fn is_decimal(c: char) -> bool {
+    let c = c as u32;
+    DECIMAL_RUNS.iter().any(|&start| {
+        let len = if start == 0x1D7CE { 50 } else { 10 };
+        (start..start + len).contains(&c)
+    })
 }
 
 #[cfg(test)]
