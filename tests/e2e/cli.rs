@@ -14,6 +14,12 @@ fn every_subcommand_has_help() {
         vec!["import", "hf-siglip", "--help"],
         vec!["forward", "--help"],
         vec!["bench", "train-step", "--help"],
+        vec!["bench", "decode", "--help"],
+        vec!["bench", "data", "--help"],
+        vec!["pali", "init", "--help"],
+        vec!["predict", "--help"],
+        vec!["launch", "--help"],
+        vec!["data", "inspect", "--help"],
     ] {
         let out = palisade_ok(&cwd, &args);
         assert!(out.contains("Usage: palisade"), "{args:?}: {out}");

@@ -44,7 +44,7 @@ fn pali_folder(d: &Path) -> std::path::PathBuf {
 fn write_inputs(path: &Path, pixels: Tensor, vocab: i64) {
     let b = pixels.size()[0];
     let ids = Tensor::randint_low(3, vocab, [b, 6], (Kind::Int64, Device::Cpu));
-    let mut mask = Tensor::ones([b, 6], (Kind::Int64, Device::Cpu));
+    let mask = Tensor::ones([b, 6], (Kind::Int64, Device::Cpu));
     if b > 1 {
         let _ = mask.get(1).narrow(0, 4, 2).fill_(0);
     }

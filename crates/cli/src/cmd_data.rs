@@ -1,6 +1,7 @@
 //! `palisade data`.
 
 use anyhow::Result;
+use palisade_data::convert::{self, ConvertConfig, ConvertSummary, ExpressionField};
 use palisade_data::ShapesConfig;
 use std::path::PathBuf;
 
@@ -10,6 +11,9 @@ pub enum Command {
     /// Generate synthetic data.
     #[command(subcommand)]
     Synth(Synth),
+    /// Convert public datasets (COCO captions, VQAv2, RefCOCO, webdataset, JSON lines) to shards.
+    #[command(subcommand)]
+    Convert(Convert),
     /// Check shards against a data spec and summarise them (rows, columns, samples, bad rows).
     Inspect {
         /// Parquet files or globs.
@@ -32,6 +36,218 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+}
+
+/// Source formats `palisade data convert` reads.
+#[derive(clap::Subcommand, Debug)]
+pub enum Convert {
+    /// COCO captions (`captions_*.json` + image folder) to `caption` shards, one row per image.
+    CocoCaptions {
+        /// The `captions_{train,val}YEAR.json` file.
+        #[arg(long)]
+        annotations: PathBuf,
+        /// Folder holding the images the file names.
+        #[arg(long)]
+        images: PathBuf,
+        #[command(flatten)]
+        out: ConvertOut,
+    },
+    /// VQAv2 (questions + annotations JSON + COCO images) to `vqa` shards, one row per question.
+    Vqa {
+        /// `v2_OpenEnded_mscoco_{split}_questions.json`.
+        #[arg(long)]
+        questions: PathBuf,
+        /// `v2_mscoco_{split}_annotations.json`; leave out for test splits (no answers).
+        #[arg(long)]
+        annotations: Option<PathBuf>,
+        /// Folder holding `COCO_{subtype}_{image_id:012}.jpg`.
+        #[arg(long)]
+        images: PathBuf,
+        /// Image subtype in the file names (default: the questions file's data_subtype;
+        /// test-dev needs test2015).
+        #[arg(long)]
+        subtype: Option<String>,
+        #[command(flatten)]
+        out: ConvertOut,
+    },
+    /// RefCOCO/RefCOCO+/RefCOCOg (`refs(*).p` + instances.json + COCO images) to `refcoco`
+    /// shards, one row per sentence.
+    Refcoco {
+        /// `refs(unc).p`, `refs(umd).p` or `refs(google).p`.
+        #[arg(long)]
+        refs: PathBuf,
+        /// The dataset's `instances.json`.
+        #[arg(long)]
+        instances: PathBuf,
+        /// COCO image folder (`train2014/`).
+        #[arg(long)]
+        images: PathBuf,
+        /// Keep only this split (train, val, test, testA, testB).
+        #[arg(long)]
+        split: Option<String>,
+        /// Sentence text to store: `sent` (lower-cased, tokenised) or `raw`.
+        #[arg(long, default_value = "sent", value_parser = ["sent", "raw"])]
+        expression: String,
+        #[command(flatten)]
+        out: ConvertOut,
+    },
+    /// webdataset tars (`KEY.jpg|png|webp` + `KEY.txt`, optional `KEY.json`) to `webli` shards.
+    Webdataset {
+        /// Uncompressed `.tar` files, read in the order given.
+        #[arg(required = true)]
+        tars: Vec<PathBuf>,
+        #[command(flatten)]
+        out: ConvertOut,
+    },
+    /// A folder of images with a JSON-lines manifest (`{"image", "text", "lang"?, "id"?}`) to
+    /// `webli` shards.
+    Jsonl {
+        /// The manifest, one JSON object per line.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Folder the `image` paths are relative to (default: the manifest's folder).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        #[command(flatten)]
+        out: ConvertOut,
+    },
+}
+
+/// Output options shared by every converter.
+#[derive(clap::Args, Debug)]
+pub struct ConvertOut {
+    /// Output folder for the shards (created if absent).
+    #[arg(long)]
+    out: PathBuf,
+    /// Shard file prefix: PREFIX-XXXXX-of-NNNNN.parquet (default: the spec name).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Rows per Parquet file.
+    #[arg(long, default_value_t = 4096)]
+    rows_per_shard: usize,
+    /// Rows per row group (the loader holds one in memory).
+    #[arg(long, default_value_t = 256)]
+    rows_per_group: usize,
+    /// Count and skip missing images and malformed entries instead of stopping.
+    #[arg(long)]
+    skip_missing: bool,
+    /// Language stored in `lang` where the source names none.
+    #[arg(long, default_value = "en")]
+    lang: String,
+}
+
+impl ConvertOut {
+    fn config(&self, spec: &str) -> ConvertConfig {
+        ConvertConfig {
+            out_dir: self.out.clone(),
+            prefix: self.prefix.clone().unwrap_or_else(|| spec.to_string()),
+            rows_per_shard: self.rows_per_shard,
+            rows_per_group: self.rows_per_group,
+            skip_missing: self.skip_missing,
+        }
+    }
+}
+
+/// Runs one converter and prints what it wrote.
+fn run_convert(c: Convert) -> Result<()> {
+    let (spec, out, summary) = match c {
+        Convert::CocoCaptions {
+            annotations,
+            images,
+            out,
+        } => {
+            let src = convert::CocoCaptionsSource {
+                annotations,
+                images,
+                lang: out.lang.clone(),
+            };
+            let s = convert::convert_coco_captions(&src, &out.config("caption"))?;
+            ("caption", out, s)
+        }
+        Convert::Vqa {
+            questions,
+            annotations,
+            images,
+            subtype,
+            out,
+        } => {
+            let src = convert::VqaSource {
+                questions,
+                annotations,
+                images,
+                subtype,
+                lang: out.lang.clone(),
+            };
+            let s = convert::convert_vqa(&src, &out.config("vqa"))?;
+            ("vqa", out, s)
+        }
+        Convert::Refcoco {
+            refs,
+            instances,
+            images,
+            split,
+            expression,
+            out,
+        } => {
+            let src = convert::RefcocoSource {
+                refs,
+                instances,
+                images,
+                split,
+                expression: match expression.as_str() {
+                    "raw" => ExpressionField::Raw,
+                    _ => ExpressionField::Sent,
+                },
+                lang: out.lang.clone(),
+            };
+            let s = convert::convert_refcoco(&src, &out.config("refcoco"))?;
+            ("refcoco", out, s)
+        }
+        Convert::Webdataset { tars, out } => {
+            let src = convert::WebdatasetSource {
+                tars,
+                lang: out.lang.clone(),
+            };
+            let s = convert::convert_webdataset(&src, &out.config("webli"))?;
+            ("webli", out, s)
+        }
+        Convert::Jsonl {
+            manifest,
+            images,
+            out,
+        } => {
+            let images = images.unwrap_or_else(|| {
+                manifest
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            });
+            let src = convert::JsonlSource {
+                manifest,
+                images,
+                lang: out.lang.clone(),
+            };
+            let s = convert::convert_jsonl(&src, &out.config("webli"))?;
+            ("webli", out, s)
+        }
+    };
+    report(spec, &out.out, &summary);
+    Ok(())
+}
+
+fn report(spec: &str, out: &std::path::Path, s: &ConvertSummary) {
+    println!(
+        "wrote {} rows in {} shards (spec {spec}) to {}",
+        s.rows,
+        s.shards.len(),
+        out.display()
+    );
+    if s.skipped > 0 {
+        println!("skipped {} entries (--skip-missing), e.g.:", s.skipped);
+        for example in &s.skipped_examples {
+            println!("  {example}");
+        }
+    }
 }
 
 /// Synthetic data kinds.
@@ -97,6 +313,7 @@ pub enum Synth {
 /// Runs a data subcommand.
 pub fn run(c: Command) -> Result<()> {
     match c {
+        Command::Convert(c) => run_convert(c)?,
         Command::Inspect {
             shards,
             spec,

@@ -118,6 +118,27 @@ pub enum DataError {
         /// What is wrong with it.
         message: String,
     },
+
+    /// A source entry (annotation, question, ref, tar sample, manifest line) is malformed or
+    /// names an image that cannot be read.
+    #[error("{file}: {entry}: {message}")]
+    Entry {
+        /// The annotation file, pickle, tar or manifest holding the entry.
+        file: PathBuf,
+        /// Which entry: index, id or key.
+        entry: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A conversion found no rows to write.
+    #[error("{input}: nothing to convert: {message}")]
+    NoRows {
+        /// The source that yielded nothing.
+        input: PathBuf,
+        /// Why, e.g. a split filter matched no refs.
+        message: String,
+    },
 }
 
 /// The crate's result type.

@@ -329,7 +329,7 @@ mod tests {
         let mut w = crate::shard_writer::ShardWriter::create(&path, schema, 10).unwrap();
         w.write(&batch).unwrap();
         w.finish().unwrap();
-        let r = inspect(&[path.clone()], None, 0, 10).unwrap();
+        let r = inspect(std::slice::from_ref(&path), None, 0, 10).unwrap();
         assert_eq!((r.spec.as_str(), r.bad_count), ("webli", 1));
         assert_eq!(
             (

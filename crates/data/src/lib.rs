@@ -3,6 +3,7 @@
 
 mod atomic;
 mod column;
+pub mod convert;
 pub mod error;
 pub mod image_ops;
 pub mod inspect;
