@@ -255,59 +255,51 @@ fn report(spec: &str, out: &std::path::Path, s: &ConvertSummary) {
 pub enum Synth {
     /// Captioning, VQA and referring-expression shards (caption/, vqa/, refcoco/) of the same
     /// scenes as `synth shapes` with the same seed, plus a tokenizer.json with location tokens.
-    Tasks {
-        /// Output folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of scenes.
-        #[arg(long)]
-        rows: usize,
-        /// Image side in pixels.
-        #[arg(long, default_value_t = 64)]
-        image_size: u32,
-        /// Most objects per scene.
-        #[arg(long, default_value_t = 2)]
-        max_objects: usize,
-        /// Scenes per shard.
-        #[arg(long, default_value_t = 1024)]
-        rows_per_shard: usize,
-        /// Scenes per row group.
-        #[arg(long, default_value_t = 256)]
-        rows_per_group: usize,
-        /// Random seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Tokenizer vocabulary cap (before the 1,024 location tokens).
-        #[arg(long, default_value_t = 512)]
-        vocab_size: usize,
-    },
+    Tasks(SceneArgs),
     /// Scenes of coloured shapes with captions and per-object annotations, plus a tokenizer.json.
-    Shapes {
-        /// Output folder (shards and tokenizer.json).
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of scenes.
-        #[arg(long)]
-        rows: usize,
-        /// Image side in pixels.
-        #[arg(long, default_value_t = 64)]
-        image_size: u32,
-        /// Most objects per scene.
-        #[arg(long, default_value_t = 2)]
-        max_objects: usize,
-        /// Rows per Parquet shard.
-        #[arg(long, default_value_t = 1024)]
-        rows_per_shard: usize,
-        /// Rows per row group.
-        #[arg(long, default_value_t = 256)]
-        rows_per_group: usize,
-        /// Random seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Tokenizer vocabulary cap.
-        #[arg(long, default_value_t = 512)]
-        vocab_size: usize,
-    },
+    Shapes(SceneArgs),
+}
+
+/// Options shared by the synthetic-scene generators.
+#[derive(clap::Args, Debug)]
+pub struct SceneArgs {
+    /// Output folder (shards and tokenizer.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of scenes.
+    #[arg(long)]
+    rows: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 64)]
+    image_size: u32,
+    /// Most objects per scene.
+    #[arg(long, default_value_t = 2)]
+    max_objects: usize,
+    /// Scenes per Parquet shard.
+    #[arg(long, default_value_t = 1024)]
+    rows_per_shard: usize,
+    /// Scenes per row group.
+    #[arg(long, default_value_t = 256)]
+    rows_per_group: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tokenizer vocabulary cap (location tokens come on top for `tasks`).
+    #[arg(long, default_value_t = 512)]
+    vocab_size: usize,
+}
+
+impl SceneArgs {
+    fn shapes_config(&self) -> ShapesConfig {
+        ShapesConfig {
+            rows: self.rows,
+            image_size: self.image_size,
+            max_objects: self.max_objects,
+            rows_per_shard: self.rows_per_shard,
+            rows_per_group: self.rows_per_group,
+            seed: self.seed,
+        }
+    }
 }
 
 /// Runs a data subcommand.
@@ -348,70 +340,37 @@ pub fn run(c: Command) -> Result<()> {
                 report.bad_count
             );
         }
-        Command::Synth(Synth::Tasks {
-            out,
-            rows,
-            image_size,
-            max_objects,
-            rows_per_shard,
-            rows_per_group,
-            seed,
-            vocab_size,
-        }) => {
-            let cfg = ShapesConfig {
-                rows,
-                image_size,
-                max_objects,
-                rows_per_shard,
-                rows_per_group,
-                seed,
-            };
-            let summary = palisade_data::write_shapes_tasks(&out, &cfg)?;
-            let tok =
-                palisade_data::TextTokenizer::train(&summary.texts, vocab_size)?.with_loc_tokens();
-            tok.save(&out.join("tokenizer.json"))?;
+        Command::Synth(Synth::Tasks(a)) => {
+            let summary = palisade_data::write_shapes_tasks(&a.out, &a.shapes_config())?;
+            let tok = palisade_data::TextTokenizer::train(&summary.texts, a.vocab_size)?
+                .with_loc_tokens();
+            let tok_path = a.out.join("tokenizer.json");
+            tok.save(&tok_path)?;
             for (task, shards, n) in &summary.tasks {
                 println!(
                     "{}: {n} rows in {} shards under {}",
                     task.name(),
                     shards.len(),
-                    out.join(task.name()).display()
+                    a.out.join(task.name()).display()
                 );
             }
             println!(
                 "tokenizer: {} tokens (with location tokens) in {}",
                 tok.vocab_size(),
-                out.join("tokenizer.json").display()
+                tok_path.display()
             );
         }
-        Command::Synth(Synth::Shapes {
-            out,
-            rows,
-            image_size,
-            max_objects,
-            rows_per_shard,
-            rows_per_group,
-            seed,
-            vocab_size,
-        }) => {
-            let cfg = ShapesConfig {
-                rows,
-                image_size,
-                max_objects,
-                rows_per_shard,
-                rows_per_group,
-                seed,
-            };
-            let summary = palisade_data::write_shapes(&out, &cfg)?;
-            let tok_path = out.join("tokenizer.json");
-            let tok = palisade_data::train_tokenizer_for(&summary.shards, vocab_size, &tok_path)?;
+        Command::Synth(Synth::Shapes(a)) => {
+            let summary = palisade_data::write_shapes(&a.out, &a.shapes_config())?;
+            let tok_path = a.out.join("tokenizer.json");
+            let tok = palisade_data::train_tokenizer_for(&summary.shards, a.vocab_size, &tok_path)?;
             println!(
                 "wrote {} rows in {} shards and {} ({} tokens) to {}",
                 summary.rows,
                 summary.shards.len(),
                 tok_path.display(),
                 tok.vocab_size(),
-                out.display()
+                a.out.display()
             );
         }
     }

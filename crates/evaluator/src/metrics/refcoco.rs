@@ -1,10 +1,8 @@
 //! Referring-expression localisation (RefCOCO / RefCOCO+ / RefCOCOg) from PaLI location tokens.
 //!
 //! A box is written as four tokens `<locYYYY>` in the order y_min, x_min, y_max, x_max, each a
-//! four-digit bin v in 0..=1023. Bins map to normalised coordinates (fractions of the image
-//! height or width) by c = v / 1023, and back by v = round(c · 1023), so 0 and 1023 are the
-//! image edges and a decode–encode round trip is exact. IoU is computed on normalised boxes
-//! (scaling x and y by the image size leaves it unchanged).
+//! bin v in 0..=1023 with c = v / 1023 (`palisade_data::loc`). IoU is computed on normalised
+//! boxes (scaling x and y by the image size leaves it unchanged).
 //!
 //! Scores per split and overall: acc@0.5 (the headline number: IoU ≥ 0.5), acc@0.75, mean IoU,
 //! and the rate of predictions that do not parse as a box — those count as misses with IoU 0.
@@ -13,120 +11,9 @@ use std::collections::BTreeMap;
 
 use crate::error::{EvalError, Result};
 
-/// Number of location bins.
-pub const LOC_BINS: u32 = 1024;
-/// The largest bin, which maps to coordinate 1.0.
-const MAX_BIN: f64 = (LOC_BINS - 1) as f64;
-
-/// An axis-aligned box in normalised coordinates, PaLI order (y before x).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NormBox {
-    /// Top edge, as a fraction of the image height.
-    pub y1: f64,
-    /// Left edge, as a fraction of the image width.
-    pub x1: f64,
-    /// Bottom edge, as a fraction of the image height.
-    pub y2: f64,
-    /// Right edge, as a fraction of the image width.
-    pub x2: f64,
-}
-
-impl NormBox {
-    /// From a COCO pixel box (x, y, width, height) in an image of `width` × `height` pixels,
-    /// clamped to the image (COCO boxes sometimes overshoot the border by a fraction of a pixel).
-    pub fn from_coco_xywh(xywh: [f64; 4], width: f64, height: f64) -> Result<Self> {
-        let [x, y, w, h] = xywh;
-        if !(width.is_finite() && height.is_finite()) || width <= 0.0 || height <= 0.0 {
-            return Err(EvalError::Invalid(format!(
-                "image size {width}x{height} must be positive"
-            )));
-        }
-        let clamp = |v: f64| v.clamp(0.0, 1.0);
-        Self::new(
-            clamp(y / height),
-            clamp(x / width),
-            clamp((y + h) / height),
-            clamp((x + w) / width),
-        )
-    }
-
-    /// Checks that the coordinates are finite, within [0, 1] and ordered (min ≤ max).
-    pub fn new(y1: f64, x1: f64, y2: f64, x2: f64) -> Result<Self> {
-        let b = NormBox { y1, x1, y2, x2 };
-        let named = [("y1", y1), ("x1", x1), ("y2", y2), ("x2", x2)];
-        if let Some((name, v)) = named.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
-            return Err(EvalError::Invalid(format!(
-                "box coordinate {name} = {v} is outside [0, 1]"
-            )));
-        }
-        if y2 < y1 || x2 < x1 {
-            return Err(EvalError::Invalid(format!(
-                "box has y2 < y1 or x2 < x1: {b:?}"
-            )));
-        }
-        Ok(b)
-    }
-
-    /// Area in normalised units.
-    pub fn area(&self) -> f64 {
-        (self.y2 - self.y1).max(0.0) * (self.x2 - self.x1).max(0.0)
-    }
-}
-
-/// The four `<locYYYY>` tokens of a box.
-pub fn box_to_tokens(b: &NormBox) -> Result<String> {
-    let b = NormBox::new(b.y1, b.x1, b.y2, b.x2)?;
-    Ok([b.y1, b.x1, b.y2, b.x2]
-        .iter()
-        .map(|c| format!("<loc{:04}>", (c * MAX_BIN).round() as u32))
-        .collect())
-}
-
-/// Parses one `<locYYYY>` token at the start of `s`; returns the bin and the rest of `s`.
-fn parse_loc(s: &str, index: usize) -> Result<(u32, &str)> {
-    let bad = |what: String| EvalError::Invalid(format!("location token {index}: {what}"));
-    let Some(rest) = s.strip_prefix("<loc") else {
-        let shown: String = s.chars().take(12).collect();
-        return Err(bad(format!("expected \"<locNNNN>\", found {shown:?}")));
-    };
-    let Some(end) = rest.find('>') else {
-        return Err(bad("missing \">\"".into()));
-    };
-    let digits = &rest[..end];
-    if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(bad(format!(
-            "\"<loc{digits}>\" must have exactly four digits"
-        )));
-    }
-    let v: u32 = digits
-        .parse()
-        .map_err(|_| bad(format!("\"{digits}\" is not a number")))?;
-    if v >= LOC_BINS {
-        return Err(bad(format!("bin {v} exceeds {}", LOC_BINS - 1)));
-    }
-    Ok((v, &rest[end + 1..]))
-}
-
-/// Parses a box from model output: four `<locYYYY>` tokens (y1 x1 y2 x2, whitespace between
-/// them allowed), optionally followed by whitespace and a label (PaLI's detection format).
-/// Errors say which token is wrong, or that the box is inverted.
-pub fn tokens_to_box(text: &str) -> Result<NormBox> {
-    let mut rest = text.trim_start();
-    let mut bins = [0u32; 4];
-    for (i, bin) in bins.iter_mut().enumerate() {
-        let (v, r) = parse_loc(rest.trim_start(), i + 1)?;
-        *bin = v;
-        rest = r;
-    }
-    if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
-        let shown: String = rest.chars().take(12).collect();
-        return Err(EvalError::Invalid(format!(
-            "unexpected {shown:?} right after the fourth location token"
-        )));
-    }
-    let [y1, x1, y2, x2] = bins.map(|v| v as f64 / MAX_BIN);
-    NormBox::new(y1, x1, y2, x2)
-}
+// Boxes and their location tokens live with the tokenizer (`palisade_data::loc`), so data
+// preparation and scoring share one mapping.
+pub use palisade_data::loc::{box_to_tokens, tokens_to_box, NormBox};
 
 /// Intersection over union of two boxes (0 when the union is empty).
 pub fn iou(a: &NormBox, b: &NormBox) -> f64 {
