@@ -1,8 +1,8 @@
 //! Checkpoints: one folder per step (`model.safetensors`, `config.json`, `optimizer.safetensors`,
 //! `state.json`, `experiment.yaml`), written under a temporary name and renamed, keep-last-K.
 
+use crate::batches::SourceCursor;
 use crate::error::{io_at, Result, TrainerError};
-use palisade_data::Cursor;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ pub struct TrainState {
     /// Examples consumed (global).
     pub examples_seen: u64,
     /// The data reader's position on each rank, in rank order.
-    pub data_cursors: Vec<Cursor>,
+    pub data_cursors: Vec<SourceCursor>,
     /// The experiment seed; per-step RNGs derive from (seed, step), so no generator state is needed.
     pub seed: u64,
     /// Hash of the resolved config that wrote this checkpoint.
@@ -127,7 +127,7 @@ mod tests {
         TrainState {
             step,
             examples_seen: step * 4,
-            data_cursors: vec![Cursor::default()],
+            data_cursors: vec![SourceCursor::Single(Default::default())],
             seed: 1,
             config_hash: "h".into(),
             world_size: 1,

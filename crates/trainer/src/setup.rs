@@ -1,7 +1,7 @@
 //! Shared start-up for training, evaluation and benchmarks: device and threads, synthetic data
 //! when the config asks for it, the tokenizer, loaders and the model.
 
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, Stage};
 use crate::error::{Result, TrainerError};
 use palisade_data::{DataSpec, Loader, LoaderConfig, ShapesConfig, TextTokenizer};
 use palisade_model::{SiglipConfig, SiglipModel};
@@ -43,7 +43,8 @@ pub fn set_threads(threads: usize) {
     tch::set_num_threads(n as i32);
 }
 
-/// Generates the synthetic shapes data named in `data.synth` unless it is already there.
+/// Generates the synthetic data named in `data.synth` unless it is already there: shapes
+/// scenes for stage `siglip`, their caption/VQA/refcoco task shards for stage `pali`.
 pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
     let Some(s) = &cfg.data.synth else {
         return Ok(());
@@ -52,11 +53,8 @@ pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
         (&s.train_dir, s.train_rows, cfg.seed),
         (&s.eval_dir, s.eval_rows, cfg.seed.wrapping_add(1_000_003)),
     ];
+    let mut texts = Vec::new();
     for (dir, rows, seed) in splits {
-        if has_parquet(dir) {
-            continue;
-        }
-        tracing::info!("generating {rows} synthetic scenes into {}", dir.display());
         let shapes = ShapesConfig {
             rows,
             image_size: s.image_size,
@@ -64,21 +62,49 @@ pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
             seed,
             ..Default::default()
         };
-        palisade_data::write_shapes(dir, &shapes)?;
+        match cfg.stage {
+            Stage::Siglip if !has_parquet(dir) => {
+                tracing::info!("generating {rows} synthetic scenes into {}", dir.display());
+                palisade_data::write_shapes(dir, &shapes)?;
+            }
+            Stage::Pali if !has_parquet(&dir.join("caption")) => {
+                tracing::info!(
+                    "generating task shards of {rows} synthetic scenes into {}",
+                    dir.display()
+                );
+                texts.extend(palisade_data::write_shapes_tasks(dir, &shapes)?.texts);
+            }
+            _ => {}
+        }
     }
     if !cfg.data.tokenizer.exists() {
-        let train = cfg.data.train.as_deref().ok_or_else(|| {
-            TrainerError::Config(
-                "key data.synth: needs data.train to train the tokenizer on".into(),
-            )
-        })?;
-        let shards = palisade_data::resolve_shards(train, Path::new("."))?;
         tracing::info!(
             "training a {}-token tokenizer into {}",
             s.vocab_size,
             cfg.data.tokenizer.display()
         );
-        palisade_data::train_tokenizer_for(&shards, s.vocab_size, &cfg.data.tokenizer)?;
+        match cfg.stage {
+            Stage::Siglip => {
+                let train = cfg.data.train.as_deref().ok_or_else(|| {
+                    TrainerError::Config(
+                        "key data.synth: needs data.train to train the tokenizer on".into(),
+                    )
+                })?;
+                let shards = palisade_data::resolve_shards(train, Path::new("."))?;
+                palisade_data::train_tokenizer_for(&shards, s.vocab_size, &cfg.data.tokenizer)?;
+            }
+            Stage::Pali => {
+                if texts.is_empty() {
+                    return Err(TrainerError::Config(format!(
+                        "key data.tokenizer: {} is missing but the task shards exist; delete them to regenerate both",
+                        cfg.data.tokenizer.display()
+                    )));
+                }
+                palisade_data::TextTokenizer::train(&texts, s.vocab_size)?
+                    .with_loc_tokens()
+                    .save(&cfg.data.tokenizer)?;
+            }
+        }
     }
     Ok(())
 }

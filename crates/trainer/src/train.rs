@@ -1,14 +1,17 @@
 //! The training loop, one flat function in named sections: set-up, resume, step, log,
 //! checkpoint, evaluate.
 
+use crate::batches::{BatchSource, SourceCursor};
 use crate::checkpoint::{self, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
 use crate::config::ExperimentConfig;
+use crate::config::Stage;
 use crate::error::{io_at, Result, TrainerError};
 use crate::evaluate;
 use crate::metrics::MetricsLog;
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::schedule::WarmupCosine;
-use crate::setup::{self, Split};
+use crate::setup;
+use crate::stage::StageModel;
 use indicatif::{ProgressBar, ProgressStyle};
 use palisade_evaluator::siglip_eval::batch_tensors;
 use palisade_evaluator::EvalReport;
@@ -101,9 +104,13 @@ fn train_in_group(
     }
     group.barrier()?;
     let tok = setup::tokenizer(cfg)?;
-    let mcfg = setup::model_config(cfg, tok.vocab_size())?;
-    let model = setup::build_model(cfg, &mcfg, device)?;
-    let trainable = weights::trainable(&model.vs);
+    // PaLI reads and writes boxes as location tokens.
+    let tok = match cfg.stage {
+        Stage::Siglip => tok,
+        Stage::Pali => std::sync::Arc::new((*tok).clone().with_loc_tokens()),
+    };
+    let model = StageModel::build(cfg, &tok, device)?;
+    let trainable = weights::trainable(model.vs());
     let mut opt = AdamW::new(
         trainable,
         AdamWConfig {
@@ -118,11 +125,12 @@ fn train_in_group(
         total: t.steps,
         min_ratio: t.min_lr_ratio,
     };
-    let mut loader = setup::loader(
+    let image_size = cfg.model.vision.resolve()?.image_size;
+    let mut loader = BatchSource::train(
         cfg,
-        Split::Train,
         &tok,
-        &mcfg,
+        image_size,
+        cfg.data.text_len,
         t.batch_size / world,
         rank,
         world,
@@ -148,7 +156,7 @@ fn train_in_group(
                 dir.display()
             );
         }
-        weights::load_into(&model.vs, &dir.join(palisade_model::siglip::WEIGHTS_FILE))?;
+        weights::load_into(model.vs(), &dir.join(palisade_model::siglip::WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
         let cursor = state
@@ -165,7 +173,7 @@ fn train_in_group(
     }
     // Data parallelism: every rank starts from rank 0's parameters (a no-op for one rank).
     let bucket_bytes = (t.grad_bucket_mb * (1 << 20) as f64) as usize;
-    palisade_sharding::broadcast_bucketed(group, &mut all_params(&model), 0, bucket_bytes)?;
+    palisade_sharding::broadcast_bucketed(group, &mut all_params(model.vs()), 0, bucket_bytes)?;
     let mut metrics = if rank == 0 {
         Some(MetricsLog::open(
             &run_dir,
@@ -183,12 +191,11 @@ fn train_in_group(
     let last_step = opts.stop_at_step.map_or(t.steps, |s| s.min(t.steps));
     while step < last_step {
         let waited = Instant::now();
-        let batch = loader.next_batch()?;
+        let batch = loader.next_batch(t.batch_size / world)?;
         window.2 += waited.elapsed().as_secs_f64();
         skipped_total += batch.skipped;
-        let (pixels, ids) = batch_tensors(&batch, device);
         // Several ranks: the distributed sigmoid loss; the logged value is the global mean.
-        let loss = step_loss(&model, group, &pixels, &ids, device)?;
+        let loss = step_loss(&model, group, &batch, device)?;
         last_loss = global_mean(group, loss.double_value(&[]))?;
         if !last_loss.is_finite() {
             return Err(TrainerError::Numerics {
@@ -198,8 +205,8 @@ fn train_in_group(
         }
         loss.backward();
         // Data parallelism averages gradients here, in flat buckets (a no-op for one rank).
-        let mut grads = opt_grads(&model);
-        if world > 1 && grads.len() != model.vs.trainable_variables().len() {
+        let mut grads = opt_grads(model.vs());
+        if world > 1 && grads.len() != weights::trainable(model.vs()).len() {
             // Ranks must agree on the bucket layout; a parameter without a gradient breaks it.
             return Err(TrainerError::Numerics {
                 step,
@@ -219,17 +226,9 @@ fn train_in_group(
         // --- Log ------------------------------------------------------------------------
         if step.is_multiple_of(t.log_every) || step == last_step {
             let secs = window.0.elapsed().as_secs_f64().max(1e-9);
-            let values = vec![
+            let mut values = vec![
                 ("train/loss".to_string(), last_loss),
                 ("train/lr".to_string(), lr),
-                (
-                    "train/temperature".to_string(),
-                    model.logit_scale.exp().double_value(&[0]),
-                ),
-                (
-                    "train/bias".to_string(),
-                    model.logit_bias.double_value(&[0]),
-                ),
                 ("train/grad_norm".to_string(), grad_norm),
                 ("train/examples_per_sec".to_string(), window.1 as f64 / secs),
                 (
@@ -241,6 +240,7 @@ fn train_in_group(
                     world as f64 * global_mean(group, skipped_total as f64)?,
                 ),
             ];
+            values.extend(model.scalars());
             bar.set_message(format!("loss {last_loss:.4}"));
             tracing::debug!(step, loss = last_loss, lr, grad_norm, "train");
             if let Some(m) = metrics.as_mut() {
@@ -272,8 +272,12 @@ fn train_in_group(
         }
 
         // --- Periodic evaluation -----------------------------------------------------------
-        if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps && rank == 0 {
-            if let Some(r) = evaluate::evaluate(cfg, &model, &tok, Some(step))? {
+        let siglip = model.siglip().filter(|_| rank == 0);
+        if let (Some(m), true) = (
+            siglip,
+            t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps,
+        ) {
+            if let Some(r) = evaluate::evaluate(cfg, m, &tok, Some(step))? {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
                 }
@@ -284,8 +288,8 @@ fn train_in_group(
 
     // --- Final evaluation and report -----------------------------------------------------------
     let mut report = None;
-    if step == t.steps && rank == 0 {
-        report = evaluate::evaluate(cfg, &model, &tok, Some(step))?;
+    if let (Some(m), true) = (model.siglip(), step == t.steps && rank == 0) {
+        report = evaluate::evaluate(cfg, m, &tok, Some(step))?;
         if let Some(r) = &report {
             evaluate::write_report(cfg, r, &run_dir)?;
             if let Some(m) = metrics.as_mut() {
@@ -302,30 +306,29 @@ fn train_in_group(
     })
 }
 
-/// This step's loss: the sigmoid loss for one rank; across ranks, this rank's share of the
-/// distributed sigmoid loss over the global batch (the mean over ranks is the global loss).
+/// This step's loss. SigLIP on several ranks: this rank's share of the distributed sigmoid
+/// loss over the global batch (the mean over ranks is the global loss); otherwise the stage's
+/// loss of the local batch (data parallelism averages it with the gradients).
 fn step_loss(
-    model: &palisade_model::SiglipModel,
+    model: &StageModel,
     group: &dyn ProcessGroup,
-    pixels: &tch::Tensor,
-    ids: &tch::Tensor,
+    batch: &palisade_data::Batch,
     device: tch::Device,
 ) -> Result<tch::Tensor> {
-    let cuda = device.is_cuda();
-    if group.world_size() == 1 {
-        return Ok(palisade_model::autocast::bf16(cuda, || {
-            model.loss(pixels, ids)
-        })?);
-    }
-    let (zimg, ztxt) = palisade_model::autocast::bf16(cuda, || {
-        Ok::<_, palisade_model::ModelError>((model.embed_images(pixels)?, model.embed_texts(ids)?))
+    let siglip = model.siglip().filter(|_| group.world_size() > 1);
+    let Some(m) = siglip else {
+        return model.loss(batch, device);
+    };
+    let (pixels, ids) = batch_tensors(batch, device);
+    let (zimg, ztxt) = palisade_model::autocast::bf16(device.is_cuda(), || {
+        Ok::<_, palisade_model::ModelError>((m.embed_images(&pixels)?, m.embed_texts(&ids)?))
     })?;
     Ok(palisade_model::distributed_loss::distributed_sigmoid_loss(
         group,
         &zimg,
         &ztxt,
-        &model.logit_scale,
-        &model.logit_bias,
+        &m.logit_scale,
+        &m.logit_bias,
     )?)
 }
 
@@ -340,10 +343,7 @@ fn global_mean(group: &dyn ProcessGroup, x: f64) -> Result<f64> {
 }
 
 /// Every rank's data cursor, in rank order (for `state.json`).
-fn gather_cursors(
-    group: &dyn ProcessGroup,
-    mine: &palisade_data::Cursor,
-) -> Result<Vec<palisade_data::Cursor>> {
+fn gather_cursors(group: &dyn ProcessGroup, mine: &SourceCursor) -> Result<Vec<SourceCursor>> {
     let json = serde_json::to_vec(mine).map_err(|e| TrainerError::Config(e.to_string()))?;
     palisade_sharding::all_gather_bytes(group, &json)?
         .iter()
@@ -356,19 +356,17 @@ fn gather_cursors(
 }
 
 /// Every variable of the model, sorted by name so all ranks list them in the same order.
-fn all_params(model: &palisade_model::SiglipModel) -> Vec<tch::Tensor> {
-    let mut named: Vec<(String, tch::Tensor)> = model.vs.variables().into_iter().collect();
+fn all_params(vs: &tch::nn::VarStore) -> Vec<tch::Tensor> {
+    let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named.into_iter().map(|(_, t)| t).collect()
 }
 
-/// Gradients of the trainable parameters (shallow handles, reduced in place).
-fn opt_grads(model: &palisade_model::SiglipModel) -> Vec<tch::Tensor> {
-    model
-        .vs
-        .trainable_variables()
-        .iter()
-        .map(|p| p.grad())
+/// Gradients of the trainable parameters, in name order (shallow handles, reduced in place).
+fn opt_grads(vs: &tch::nn::VarStore) -> Vec<tch::Tensor> {
+    weights::trainable(vs)
+        .into_iter()
+        .map(|(_, p)| p.grad())
         .filter(|g| g.defined())
         .collect()
 }
