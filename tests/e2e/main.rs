@@ -7,4 +7,5 @@ mod common;
 mod distributed;
 mod pali;
 mod parity;
+mod score;
 mod training;

@@ -8,6 +8,7 @@ mod cmd_import;
 mod cmd_launch;
 mod cmd_pali;
 mod cmd_predict;
+mod cmd_score;
 mod cmd_train;
 mod out_folder;
 
@@ -44,6 +45,9 @@ enum Command {
     Pali(cmd_pali::Command),
     /// Generate text from a PaLI model for an image (or video frames) and a prompt.
     Predict(cmd_predict::Args),
+    /// Score predictions in the official formats (COCO captions, VQA, RefCOCO) and print JSON.
+    #[command(subcommand)]
+    Score(cmd_score::Command),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -68,6 +72,7 @@ fn main() {
         Command::Forward(a) => cmd_forward::run(a),
         Command::Pali(c) => cmd_pali::run(c),
         Command::Predict(a) => cmd_predict::run(a),
+        Command::Score(c) => cmd_score::run(c),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
     };

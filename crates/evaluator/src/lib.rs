@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod report;
 pub mod retrieval;
+pub mod score;
 pub mod siglip_eval;
 pub mod zero_shot;
 

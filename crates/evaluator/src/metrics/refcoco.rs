@@ -44,7 +44,7 @@ pub struct RefExample {
 }
 
 /// Localisation scores of a set of examples; accuracies and rates are fractions in [0, 1].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RefScores {
     /// Number of examples.
     pub count: usize,
@@ -59,7 +59,7 @@ pub struct RefScores {
 }
 
 /// Scores over all examples and per split.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RefReport {
     /// All splits together.
     pub overall: RefScores,

@@ -202,7 +202,7 @@ pub struct VqaPrediction {
 }
 
 /// Accuracies in percent: overall, per question type, per answer type and per question.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VqaBreakdown {
     /// Over all questions.
     pub overall: f64,
@@ -215,7 +215,7 @@ pub struct VqaBreakdown {
 }
 
 /// VQA accuracy as the official code reports it (rounded) and before rounding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct VqaAccuracy {
     /// Rounded to [`ROUND_DIGITS`] decimals: `VQAEval.accuracy` and `VQAEval.evalQA`.
     pub reported: VqaBreakdown,
