@@ -132,6 +132,30 @@ impl Mixture {
         Ok(())
     }
 
+    /// Resumes from the positions that another number of ranks saved (in rank order).
+    pub fn seek_resharded(&mut self, cursors: &[MixtureCursor]) -> Result<()> {
+        for e in &mut self.entries {
+            let per_rank = cursors
+                .iter()
+                .map(|c| {
+                    c.datasets
+                        .iter()
+                        .find(|(n, _)| *n == e.name)
+                        .map(|(_, cur)| cur.clone())
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    DataError::config(
+                        "mixture",
+                        format!("a saved position has no dataset {:?}", e.name),
+                    )
+                })?;
+            e.loader.seek_resharded(&per_rank)?;
+        }
+        self.batches = cursors.first().map_or(0, |c| c.batches);
+        Ok(())
+    }
+
     /// Dataset names and weights.
     pub fn describe(&self) -> Vec<(String, f64)> {
         self.entries

@@ -97,6 +97,46 @@ impl BatchSource {
         }
     }
 
+    /// Resumes from every rank's saved position when the number of ranks changed.
+    pub fn seek_resharded(&mut self, saved: &[SourceCursor]) -> Result<()> {
+        let kind_err = || {
+            TrainerError::Config(
+                "the checkpoint's data positions are of another kind (single dataset vs mixture)"
+                    .into(),
+            )
+        };
+        match self {
+            BatchSource::Single(l) => {
+                let cs = saved
+                    .iter()
+                    .map(|c| {
+                        if let SourceCursor::Single(c) = c {
+                            Some(c.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(kind_err)?;
+                Ok(l.seek_resharded(&cs)?)
+            }
+            BatchSource::Mixture(m) => {
+                let cs = saved
+                    .iter()
+                    .map(|c| {
+                        if let SourceCursor::Mixture(c) = c {
+                            Some(c.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(kind_err)?;
+                Ok(m.seek_resharded(&cs)?)
+            }
+        }
+    }
+
     /// Resumes at a saved position of the same kind.
     pub fn seek(&mut self, c: &SourceCursor) -> Result<()> {
         match (self, c) {

@@ -141,15 +141,6 @@ fn train_in_group(
     let mut examples_seen = 0u64;
     if let Some((_, dir)) = &resume_from {
         let state = checkpoint::read_state(dir)?;
-        if state.world_size != world {
-            return Err(TrainerError::Checkpoint {
-                path: dir.clone(),
-                msg: format!(
-                    "written by {} ranks, this run has {world}",
-                    state.world_size
-                ),
-            });
-        }
         if state.config_hash != cfg.hash() {
             tracing::warn!(
                 "resuming {} with a config that differs from the one that wrote it",
@@ -159,14 +150,34 @@ fn train_in_group(
         weights::load_into(model.vs(), &dir.join(palisade_model::siglip::WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
-        let cursor = state
-            .data_cursors
-            .get(rank)
-            .ok_or_else(|| TrainerError::Checkpoint {
-                path: dir.clone(),
-                msg: format!("no data cursor for rank {rank}"),
-            })?;
-        loader.seek(cursor)?;
+        if state.world_size == world {
+            let cursor = state
+                .data_cursors
+                .get(rank)
+                .ok_or_else(|| TrainerError::Checkpoint {
+                    path: dir.clone(),
+                    msg: format!("no data cursor for rank {rank}"),
+                })?;
+            loader.seek(cursor)?;
+        } else {
+            // Another number of ranks: the rest of the epoch is dealt out afresh, no row read
+            // twice or skipped (the global batch stays train.batch_size).
+            if state.data_cursors.len() != state.world_size {
+                return Err(TrainerError::Checkpoint {
+                    path: dir.clone(),
+                    msg: format!(
+                        "holds {} data cursors for {} ranks",
+                        state.data_cursors.len(),
+                        state.world_size
+                    ),
+                });
+            }
+            tracing::info!(
+                "resuming {} ranks' checkpoint on {world} ranks",
+                state.world_size
+            );
+            loader.seek_resharded(&state.data_cursors)?;
+        }
         step = state.step;
         examples_seen = state.examples_seen;
         tracing::info!("resumed from {} at step {step}", dir.display());

@@ -119,11 +119,20 @@ fn two_and_four_ranks_match_one_process() {
     for (name, t) in &a {
         assert_eq!(max_abs_diff(t, &b[name]), 0.0, "resumed on 2 ranks: {name}");
     }
+    // Four ranks stopped at step 3 and resumed on two: the rest of the epoch is dealt out again,
+    // so every step still sees the global batch one process sees (compared below).
+    on_ranks(
+        "mpirun",
+        4,
+        &run_dir("resharded", 2),
+        &["--stop-at-step", "3"],
+    );
+    on_ranks("mpirun", 2, &run_dir("resharded", 2), &["--resume"]);
 
     let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
     let want_loss = losses(&one);
     assert_eq!(want_loss.len(), 6);
-    for (how, w) in runs {
+    for (how, w) in runs.into_iter().chain([("resharded", 2)]) {
         let run = run_dir(how, w);
         let ckpt = last_checkpoint(&run);
         assert_eq!(ckpt, run.join("checkpoints/step-00000006"));

@@ -175,6 +175,58 @@ impl Loader {
         self.stream.cursor()
     }
 
+    /// Resumes from the cursors that `old_world` ranks saved (in rank order) at another world
+    /// size: the rest of their epoch — every row none of them has read, and no other — is
+    /// dealt out afresh to this loader's world; later epochs follow the normal plan.
+    pub fn seek_resharded(&mut self, cursors: &[Cursor]) -> Result<()> {
+        let s = &self.source;
+        let epoch = cursors.first().map(|c| c.epoch).unwrap_or(0);
+        if cursors.iter().any(|c| c.epoch != epoch) {
+            return Err(DataError::config(
+                "cursor",
+                "the saved ranks are in different epochs; resume with the world size that saved them until the next epoch",
+            ));
+        }
+        let old_world = cursors.len();
+        let mut remaining = Vec::new();
+        for (r, c) in cursors.iter().enumerate() {
+            let plan: Vec<(usize, usize)> = match &c.plan {
+                Some(p) => p.clone(),
+                None => plan::rank_units(s.units.len(), s.seed, epoch, self.shuffle, r, old_world)
+                    .into_iter()
+                    .map(|u| (u, 0))
+                    .collect(),
+            };
+            for (k, &(unit, start)) in plan.iter().enumerate().skip(c.unit) {
+                let first = if k == c.unit { c.row.max(start) } else { start };
+                if first < s.units[unit].rows {
+                    remaining.push((unit, first));
+                }
+            }
+        }
+        let mine: Vec<(usize, usize)> = remaining
+            .into_iter()
+            .skip(s.rank)
+            .step_by(s.world.max(1))
+            .collect();
+        let cursor = match mine.first() {
+            Some(&(_, row)) => Cursor {
+                epoch,
+                unit: 0,
+                row,
+                plan: Some(mine),
+            },
+            // Nothing left for this rank in this epoch: start the next one.
+            None => Cursor {
+                epoch: epoch + 1,
+                unit: 0,
+                row: 0,
+                plan: None,
+            },
+        };
+        self.seek(&cursor)
+    }
+
     /// Resumes at `c`; the following batches equal those of an uninterrupted run.
     pub fn seek(&mut self, c: &Cursor) -> Result<()> {
         self.stream.seek(&self.source, c)

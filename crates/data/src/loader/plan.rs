@@ -14,6 +14,10 @@ pub struct Cursor {
     pub unit: usize,
     /// Position in the unit's row order.
     pub row: usize,
+    /// After a change of world size: this rank's units for the rest of `epoch`, each with the
+    /// first row (in the unit's row order) still to read; `unit` then indexes this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<(usize, usize)>>,
 }
 
 /// Separates the RNG streams of unit and row shuffles that share a seed.
@@ -122,6 +126,7 @@ mod tests {
             epoch: 3,
             unit: 2,
             row: 5,
+            plan: None,
         };
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), c);

@@ -17,8 +17,8 @@ pub(crate) struct RowStream {
     shuffle: bool,
     wrap: bool,
     pos: Cursor,
-    /// This rank's unit list for `plan_epoch`.
-    plan: Vec<usize>,
+    /// This rank's units for `plan_epoch`, each with its first row.
+    plan: Vec<(usize, usize)>,
     plan_epoch: Option<u64>,
     current: Option<Loaded>,
 }
@@ -49,8 +49,10 @@ impl RowStream {
                 "a single-pass stream only has epoch 0".into(),
             ));
         }
+        self.plan_epoch = None;
+        self.pos = c.clone();
         self.plan_for(src, c.epoch);
-        let unit = *self.plan.get(c.unit).ok_or_else(|| {
+        let (unit, _) = *self.plan.get(c.unit).ok_or_else(|| {
             cursor_err(
                 c,
                 format!(
@@ -114,28 +116,36 @@ impl RowStream {
                     epoch: self.pos.epoch + 1,
                     unit: 0,
                     row: 0,
+                    plan: None,
                 };
                 continue;
             };
+            let (unit, _) = unit;
             if self.pos.row < src.units[unit].rows {
                 return true;
             }
             self.pos.unit += 1;
-            self.pos.row = 0;
+            self.pos.row = self.plan.get(self.pos.unit).map_or(0, |&(_, start)| start);
         }
     }
 
     fn plan_for(&mut self, src: &Source, epoch: u64) {
         if self.plan_epoch != Some(epoch) {
-            let shuffle = self.shuffle;
-            self.plan = rank_units(
-                src.units.len(),
-                src.seed,
-                epoch,
-                shuffle,
-                src.rank,
-                src.world,
-            );
+            // A resharded cursor carries its own plan for the rest of its epoch.
+            self.plan = match (&self.pos.plan, self.pos.epoch == epoch) {
+                (Some(p), true) => p.clone(),
+                _ => rank_units(
+                    src.units.len(),
+                    src.seed,
+                    epoch,
+                    self.shuffle,
+                    src.rank,
+                    src.world,
+                )
+                .into_iter()
+                .map(|u| (u, 0))
+                .collect(),
+            };
             self.plan_epoch = Some(epoch);
         }
     }
@@ -150,7 +160,7 @@ impl RowStream {
         if fresh {
             // Drop the old row group before reading the next, bounding memory to one.
             self.current = None;
-            let unit = self.plan[pos];
+            let (unit, _) = self.plan[pos];
             let columns = src.load(unit)?;
             let order = row_order(src.units[unit].rows, src.seed, epoch, unit, self.shuffle);
             self.current = Some(Loaded {

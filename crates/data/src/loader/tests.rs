@@ -87,7 +87,8 @@ fn one_epoch_sees_every_row_once_and_epochs_differ() {
         Cursor {
             epoch: 1,
             unit: 0,
-            row: 0
+            row: 0,
+            plan: None,
         }
     );
     let e1 = ids(&mut loader, 5);
@@ -137,7 +138,8 @@ fn resume_across_epoch_boundary_is_exact() {
         Cursor {
             epoch: 1,
             unit: 0,
-            row: 0
+            row: 0,
+            plan: None,
         }
     );
 }
@@ -152,6 +154,7 @@ fn seek_rejects_out_of_range_cursor() {
             epoch: 0,
             unit: 5,
             row: 0,
+            plan: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("cursor"), "{err}");
@@ -160,6 +163,7 @@ fn seek_rejects_out_of_range_cursor() {
             epoch: 2,
             unit: 0,
             row: 8,
+            plan: None,
         })
         .unwrap_err();
     assert!(err.to_string().contains("8 rows"), "{err}");
@@ -178,6 +182,7 @@ fn two_ranks_partition_each_epoch() {
                     epoch,
                     unit: 0,
                     row: 0,
+                    plan: None,
                 })
                 .unwrap();
             let mut n = 0;
@@ -361,4 +366,43 @@ fn loader_can_move_to_a_prefetch_thread() {
     let mut loader = Loader::new(config(shards, tok, 3), 0, 1).unwrap();
     let handle = std::thread::spawn(move || loader.next_batch().map(|b| b.size));
     assert_eq!(handle.join().unwrap().unwrap(), 3);
+}
+
+#[test]
+fn resuming_at_another_world_size_reads_every_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shards, tok) = dataset(dir.path());
+    let total = Loader::new(config(shards.clone(), tok.clone(), 1), 0, 1)
+        .unwrap()
+        .epoch_rows(0);
+    // Two ranks read 4 batches of 3 (shuffled), then the job resumes on 3 ranks, or on 1.
+    let mut seen = Vec::new();
+    let mut cursors = Vec::new();
+    for r in 0..2 {
+        let mut l = Loader::new(config(shards.clone(), tok.clone(), 3), r, 2).unwrap();
+        seen.extend(ids(&mut l, 4));
+        cursors.push(l.cursor());
+    }
+    for new_world in [3, 1] {
+        let mut epoch0 = seen.clone();
+        for r in 0..new_world {
+            let mut l = Loader::new(config(shards.clone(), tok.clone(), 3), r, new_world).unwrap();
+            l.seek_resharded(&cursors).unwrap();
+            // The resharded position survives a checkpoint round trip.
+            let saved = l.cursor();
+            l.seek(&saved).unwrap();
+            while l.cursor().epoch == 0 {
+                epoch0.extend(l.next_batch_of(1).unwrap().ids);
+            }
+            assert!(l.cursor().plan.is_none(), "epoch 1 follows the normal plan");
+        }
+        let n = epoch0.len();
+        epoch0.sort();
+        epoch0.dedup();
+        assert_eq!(
+            (n, epoch0.len()),
+            (total, total),
+            "world 2 → {new_world}: rows repeated or skipped"
+        );
+    }
 }
