@@ -78,6 +78,11 @@ def main(out_dir: str, side: int) -> None:
           compression="zstd", use_dictionary=["lang", "text"], row_group_size=5,
           data_page_version="2.0")
 
+    # Arrow dictionary columns (what pandas categoricals and dictionary_encode() produce).
+    d = table(rows[26 - 8:26], pa.binary(), pa.string())
+    d = d.set_column(3, "lang", d.column("lang").dictionary_encode())
+    d = d.set_column(2, "text", d.column("text").dictionary_encode())
+    write("d-arrow-dict.parquet", d, compression="zstd", row_group_size=5)
     for f in files:
         meta = pq.ParquetFile(f).metadata
         assert meta.num_row_groups > 1, f"{f} must have several row groups"

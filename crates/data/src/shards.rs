@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{RecordBatch, RecordBatchReader};
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -89,6 +91,19 @@ impl ShardInfo {
                     source,
                 }
             })?;
+        let meta = match plain_schema(meta.schema()) {
+            // Read Arrow dictionary columns (pandas categoricals, pyarrow dictionary_encode) as
+            // their value type, so specs and the loader see plain utf8/binary.
+            Some(schema) => ArrowReaderMetadata::try_new(
+                meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(schema),
+            )
+            .map_err(|source| DataError::Parquet {
+                file: path.to_path_buf(),
+                source,
+            })?,
+            None => meta,
+        };
         let row_groups = meta
             .metadata()
             .row_groups()
@@ -180,6 +195,28 @@ impl ShardInfo {
         }
         Ok(batch)
     }
+}
+
+/// `schema` with top-level dictionary types replaced by their value types, if it has any.
+fn plain_schema(schema: &SchemaRef) -> Option<SchemaRef> {
+    let is_dict = |f: &FieldRef| matches!(f.data_type(), DataType::Dictionary(..));
+    if !schema.fields().iter().any(is_dict) {
+        return None;
+    }
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, value) => {
+                Arc::new(f.as_ref().clone().with_data_type(value.as_ref().clone()))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
 }
 
 /// Row-group layout of a set of shards, read from their footers only.
