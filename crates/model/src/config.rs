@@ -131,17 +131,7 @@ impl SiglipVisionConfig {
 impl SiglipConfig {
     /// Reads a transformers-style `config.json`.
     pub fn load(path: &Path) -> Result<SiglipConfig> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: SiglipConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        cfg.validate()
-            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
-        Ok(cfg)
+        read_json_config(path, SiglipConfig::validate)
     }
 
     /// Writes `config.json`.
@@ -207,6 +197,23 @@ impl SiglipConfig {
         }
         Ok(())
     }
+}
+
+/// Reads a `config.json` and checks it with `validate`; errors name the file.
+pub fn read_json_config<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    validate: impl Fn(&T) -> std::result::Result<(), String>,
+) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let cfg: T = serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    validate(&cfg).map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
+    Ok(cfg)
 }
 
 /// YAML side of the image tower: a preset and optional overrides of any field.

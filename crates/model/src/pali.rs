@@ -77,25 +77,17 @@ impl PaliConfig {
 
     /// Reads `config.json`.
     pub fn load(path: &Path) -> Result<PaliConfig> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: PaliConfig = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if cfg.model_type != "pali" {
-            return Err(ModelError::Config(format!(
-                "{}: model_type is {:?}, expected \"pali\"",
-                path.display(),
-                cfg.model_type
-            )));
-        }
-        cfg.text_config
-            .validate()
-            .map_err(|e| ModelError::Config(format!("{}: text_config: {e}", path.display())))?;
-        Ok(cfg)
+        crate::config::read_json_config(path, |cfg: &PaliConfig| {
+            if cfg.model_type != "pali" {
+                return Err(format!(
+                    "model_type is {:?}, expected \"pali\"",
+                    cfg.model_type
+                ));
+            }
+            cfg.text_config
+                .validate()
+                .map_err(|e| format!("text_config: {e}"))
+        })
     }
 
     /// Writes `config.json`.

@@ -162,16 +162,6 @@ impl T5Config {
 
     /// Reads a transformers `config.json`.
     pub fn load(path: &Path) -> Result<T5Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: T5Config = serde_json::from_str(&text).map_err(|source| ModelError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        cfg.validate()
-            .map_err(|e| ModelError::Config(format!("{}: {e}", path.display())))?;
-        Ok(cfg)
+        crate::config::read_json_config(path, T5Config::validate)
     }
 }
