@@ -349,12 +349,48 @@ fn pali_trains_on_the_task_mixture_resumes_exactly_and_predicts() {
     let cfg = pali_config(d);
     let cfg = cfg.to_str().unwrap();
     let (a, b) = (d.join("a"), d.join("b"));
-    palisade_ok(d, &["train", cfg, "--run-dir", a.to_str().unwrap(), "--no-progress"]);
-    palisade_ok(d, &["train", cfg, "--run-dir", b.to_str().unwrap(), "--no-progress", "--stop-at-step", "4"]);
-    palisade_ok(d, &["train", cfg, "--run-dir", b.to_str().unwrap(), "--no-progress", "--resume"]);
-    let (wa, wb) = (read_tensors(&a.join("checkpoints/step-00000006/model.safetensors")), read_tensors(&b.join("checkpoints/step-00000006/model.safetensors")));
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            a.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            b.to_str().unwrap(),
+            "--no-progress",
+            "--stop-at-step",
+            "4",
+        ],
+    );
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            b.to_str().unwrap(),
+            "--no-progress",
+            "--resume",
+        ],
+    );
+    let (wa, wb) = (
+        read_tensors(&a.join("checkpoints/step-00000006/model.safetensors")),
+        read_tensors(&b.join("checkpoints/step-00000006/model.safetensors")),
+    );
     for (name, t) in &wa {
-        assert!(max_abs_diff(t, &wb[name]) <= 1e-6, "{name} differs after resume");
+        assert!(
+            max_abs_diff(t, &wb[name]) <= 1e-6,
+            "{name} differs after resume"
+        );
     }
     // The ViT stayed frozen (stage 1): its weights equal the first checkpoint's.
     let first = read_tensors(&a.join("checkpoints/step-00000003/model.safetensors"));
@@ -363,13 +399,35 @@ fn pali_trains_on_the_task_mixture_resumes_exactly_and_predicts() {
     let lm = "language_model.shared.weight";
     assert!(max_abs_diff(&first[lm], &wa[lm]) > 0.0);
     // The mixture's position (batches drawn, each dataset's cursor) is in state.json.
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("checkpoints/step-00000006/state.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("checkpoints/step-00000006/state.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(state["data_cursors"][0]["batches"], 6);
-    assert_eq!(state["data_cursors"][0]["datasets"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        state["data_cursors"][0]["datasets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     // A checkpoint folder is a PaLI model folder: predict runs on it.
     let img = d.join("img.png");
     image_file(&img);
     let ckpt = a.join("checkpoints/step-00000006");
-    let out = palisade_ok(d, &["predict", "--checkpoint", ckpt.to_str().unwrap(), "--image", img.to_str().unwrap(), "--prompt", "answer en how many shapes are there?", "--max-new-tokens", "4"]);
+    let out = palisade_ok(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--image",
+            img.to_str().unwrap(),
+            "--prompt",
+            "answer en how many shapes are there?",
+            "--max-new-tokens",
+            "4",
+        ],
+    );
     assert_eq!(out.lines().count(), 1, "{out}");
 }

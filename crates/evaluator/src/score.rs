@@ -276,27 +276,28 @@ pub fn score_refcoco(predictions_path: &Path, shards: &[std::path::PathBuf]) -> 
     let mut missing = 0;
     let mut examples = Vec::with_capacity(targets.len());
     for (sent, t) in &targets {
-        let prediction =
-            match preds.get(sent) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(b)) if b.len() == 4 && b.iter().all(Value::is_number) => {
-                    // A pixel box is scored through the same tokens a model would write.
-                    let v: Vec<f64> = b.iter().filter_map(Value::as_f64).collect();
-                    NormBox::from_coco_xywh([v[0], v[1], v[2], v[3]], t.width, t.height)
-                        .and_then(|b| box_to_tokens(&b))
-                        .unwrap_or_default()
-                }
-                Some(other) => return Err(bad(
+        let prediction = match preds.get(sent) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(b)) if b.len() == 4 && b.iter().all(Value::is_number) => {
+                // A pixel box is scored through the same tokens a model would write.
+                let v: Vec<f64> = b.iter().filter_map(Value::as_f64).collect();
+                NormBox::from_coco_xywh([v[0], v[1], v[2], v[3]], t.width, t.height)
+                    .and_then(|b| box_to_tokens(&b))
+                    .unwrap_or_default()
+            }
+            Some(other) => {
+                return Err(bad(
                     predictions_path,
                     format!(
                         "sent_id {sent}: prediction {other} is neither <loc> text nor [x, y, w, h]"
                     ),
-                )),
-                None => {
-                    missing += 1;
-                    String::new()
-                }
-            };
+                ))
+            }
+            None => {
+                missing += 1;
+                String::new()
+            }
+        };
         examples.push(RefExample {
             split: t.split.clone(),
             prediction,
