@@ -246,3 +246,74 @@ fn a_run_writes_its_config_checkpoints_and_report() {
         serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
     assert_eq!(again["retrieval"], report["retrieval"]);
 }
+
+#[test]
+fn augmented_runs_resume_exactly_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let cfg = cfg.to_str().unwrap();
+    let aug = [
+        "--set",
+        "data.augment={crop_scale: [0.3, 1.0], flip: true, resize: bicubic}",
+        "--no-progress",
+    ];
+    let (a, b) = (d.join("a"), d.join("b"));
+    let mut args = vec!["train", cfg, "--run-dir", a.to_str().unwrap()];
+    args.extend(aug);
+    palisade_ok(d, &args);
+    let mut args = vec![
+        "train",
+        cfg,
+        "--run-dir",
+        b.to_str().unwrap(),
+        "--stop-at-step",
+        "3",
+    ];
+    args.extend(aug);
+    palisade_ok(d, &args);
+    let mut args = vec!["train", cfg, "--run-dir", b.to_str().unwrap(), "--resume"];
+    args.extend(aug);
+    palisade_ok(d, &args);
+    let (la, lb) = (
+        train_steps(&a.join("metrics.jsonl")),
+        train_steps(&b.join("metrics.jsonl")),
+    );
+    assert_eq!(la.len(), 6);
+    for ((s, x), (_, y)) in la.iter().zip(&lb) {
+        assert!((x - y).abs() < 1e-5, "step {s}: {x} vs {y}");
+    }
+    // Augmentation changes what the model sees: the losses differ from an unaugmented run.
+    let c = d.join("c");
+    palisade_ok(
+        d,
+        &[
+            "train",
+            cfg,
+            "--run-dir",
+            c.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    let lc = train_steps(&c.join("metrics.jsonl"));
+    assert!(la
+        .iter()
+        .zip(&lc)
+        .skip(1)
+        .any(|((_, x), (_, y))| (x - y).abs() > 1e-4));
+    // A bad range is refused with its key.
+    let o = palisade(
+        d,
+        &[
+            "train",
+            cfg,
+            "--set",
+            "data.augment={crop_scale: [0.9, 0.1]}",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("data.augment"),
+        "{}",
+        text(&o)
+    );
+}

@@ -27,6 +27,18 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
 ///
 /// Panics if `out.len() != 3 * size * size`, which is a caller bug.
 pub fn to_model_input(img: &RgbImage, size: usize, out: &mut [f32]) {
+    to_model_input_with(img, size, out, crate::augment::Filter::Bilinear)
+}
+
+/// As [`to_model_input`], with the resampling filter chosen.
+///
+/// Panics if `out.len() != 3 * size * size`, which is a caller bug.
+pub fn to_model_input_with(
+    img: &RgbImage,
+    size: usize,
+    out: &mut [f32],
+    filter: crate::augment::Filter,
+) {
     let plane = size * size;
     assert_eq!(
         out.len(),
@@ -39,7 +51,7 @@ pub fn to_model_input(img: &RgbImage, size: usize, out: &mut [f32]) {
     let pixels: &[u8] = if img.width() == side && img.height() == side {
         img.as_raw()
     } else {
-        resized = resize_bilinear(img, side);
+        resized = resize(img, side, filter);
         &resized
     };
     let (r, rest) = out.split_at_mut(plane);
@@ -56,12 +68,16 @@ thread_local! {
     static RESIZER: std::cell::RefCell<fast_image_resize::Resizer> = std::cell::RefCell::new(fast_image_resize::Resizer::new());
 }
 
-/// Bilinear resize with antialiasing (the filter widens when shrinking, as PIL's), to `side`².
-fn resize_bilinear(img: &RgbImage, side: u32) -> Vec<u8> {
+/// Resize with antialiasing (the filter widens when shrinking, as PIL's), to `side`².
+fn resize(img: &RgbImage, side: u32, filter: crate::augment::Filter) -> Vec<u8> {
     use fast_image_resize::{
         images::Image, images::ImageRef, FilterType as F, PixelType, ResizeAlg, ResizeOptions,
     };
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(F::Bilinear));
+    let f = match filter {
+        crate::augment::Filter::Bilinear => F::Bilinear,
+        crate::augment::Filter::Bicubic => F::CatmullRom,
+    };
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(f));
     let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3);
     let mut dst = Image::new(side, side, PixelType::U8x3);
     let ok =

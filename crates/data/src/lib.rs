@@ -2,6 +2,7 @@
 //! scenes and the streaming loader. Knows nothing of models.
 
 mod atomic;
+pub mod augment;
 mod column;
 pub mod convert;
 pub mod error;

@@ -70,6 +70,10 @@ impl BatchSource {
                             .map_err(|e| {
                                 TrainerError::Config(format!("key data.mixture.{name}: {e}"))
                             })?;
+                    let loader = match &cfg.data.augment {
+                        Some(a) => loader.with_augment(a.clone())?,
+                        None => loader,
+                    };
                     entries.push(MixtureEntry {
                         name: name.clone(),
                         loader,

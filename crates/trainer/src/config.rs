@@ -125,6 +125,9 @@ pub struct DataSection {
     /// Shuffle training data (per-epoch, seeded).
     #[serde(default = "yes")]
     pub shuffle: bool,
+    /// Training-image augmentation (random resized crop, flip, resize filter).
+    #[serde(default)]
+    pub augment: Option<palisade_data::augment::Augment>,
     /// Generate synthetic data here when the shards are missing.
     #[serde(default)]
     pub synth: Option<SynthSection>,
@@ -324,6 +327,9 @@ impl ExperimentConfig {
                     return Err("keys data.text_len and data.target_len: must be positive".into());
                 }
             }
+        }
+        if let Some(a) = &self.data.augment {
+            a.validate().map_err(|e| format!("key data.augment: {e}"))?;
         }
         let t = &self.train;
         if t.batch_size == 0 {

@@ -212,5 +212,9 @@ pub fn loader(
         label_columns,
         threads: cfg.data.threads,
     };
-    Ok(Loader::new(lc, rank, world)?)
+    let loader = Loader::new(lc, rank, world)?;
+    Ok(match (&cfg.data.augment, split) {
+        (Some(a), Split::Train) => loader.with_augment(a.clone())?,
+        _ => loader,
+    })
 }

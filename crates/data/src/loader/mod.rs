@@ -144,6 +144,15 @@ impl Loader {
         })
     }
 
+    /// Augments every image this loader produces (training only), keyed by its seed.
+    pub fn with_augment(mut self, augment: crate::augment::Augment) -> Result<Loader> {
+        augment
+            .validate()
+            .map_err(|m| DataError::config("augment", m))?;
+        self.prep.augment = Some((augment, self.source.seed));
+        Ok(self)
+    }
+
     /// The next training batch, always `batch_size` samples; wraps into the next epoch.
     ///
     /// On error the cursor is left where this batch started.

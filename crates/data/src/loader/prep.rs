@@ -9,7 +9,7 @@ use rayon::ThreadPool;
 use super::source::{Origin, RawRow};
 use super::Batch;
 use crate::error::{DataError, Result};
-use crate::image_ops::{decode_rgb, to_model_input};
+use crate::image_ops::{decode_rgb, to_model_input, to_model_input_with};
 use crate::tokenizer::TextTokenizer;
 
 /// A row ready to go into a batch.
@@ -30,6 +30,8 @@ pub(crate) struct Prep {
     pub image_size: usize,
     pub text_len: usize,
     pub target_len: usize,
+    /// Training augmentation, keyed by `seed`.
+    pub augment: Option<(crate::augment::Augment, u64)>,
 }
 
 impl Prep {
@@ -54,6 +56,7 @@ impl Prep {
             image_size,
             text_len,
             target_len,
+            augment: None,
         })
     }
 
@@ -64,15 +67,32 @@ impl Prep {
     ) -> Vec<(Origin, std::result::Result<Sample, String>)> {
         self.pool.install(|| {
             rows.into_par_iter()
-                .map(|row| (row.origin, row.fields.and_then(|f| self.sample(f))))
+                .map(|row| {
+                    (
+                        row.origin,
+                        row.fields.and_then(|f| self.sample(f, row.epoch)),
+                    )
+                })
                 .collect()
         })
     }
 
-    fn sample(&self, f: super::source::RawFields) -> std::result::Result<Sample, String> {
+    fn sample(
+        &self,
+        f: super::source::RawFields,
+        epoch: u64,
+    ) -> std::result::Result<Sample, String> {
         let img = decode_rgb(&f.image).map_err(|e| e.to_string())?;
         let mut pixels = vec![0.0; 3 * self.image_size * self.image_size];
-        to_model_input(&img, self.image_size, &mut pixels);
+        match &self.augment {
+            Some((a, seed)) => to_model_input_with(
+                &a.apply(&img, *seed, epoch, &f.id),
+                self.image_size,
+                &mut pixels,
+                a.resize,
+            ),
+            None => to_model_input(&img, self.image_size, &mut pixels),
+        }
         let input_ids = self
             .tokenizer
             .encode_fixed(&f.text, self.text_len)

@@ -41,6 +41,8 @@ pub(crate) struct RawFields {
 #[derive(Debug)]
 pub(crate) struct RawRow {
     pub origin: Origin,
+    /// Epoch the row is read in (set by the stream; keys augmentation).
+    pub epoch: u64,
     pub fields: std::result::Result<RawFields, String>,
 }
 
@@ -67,6 +69,7 @@ impl UnitColumns {
         };
         RawRow {
             origin,
+            epoch: 0,
             fields: self.fields(row),
         }
     }

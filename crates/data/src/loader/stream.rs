@@ -86,11 +86,11 @@ impl RowStream {
                 break;
             };
             let end = loaded.order.len().min(self.pos.row + n - out.len());
-            out.extend(
-                loaded.order[self.pos.row..end]
-                    .iter()
-                    .map(|&r| loaded.columns.row(r)),
-            );
+            out.extend(loaded.order[self.pos.row..end].iter().map(|&r| {
+                let mut row = loaded.columns.row(r);
+                row.epoch = loaded.epoch;
+                row
+            }));
             self.pos.row = end;
         }
         // Leave the cursor canonical, pointing at a real row (or past the end of a pass).
