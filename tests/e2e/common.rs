@@ -94,3 +94,26 @@ pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
         .max()
         .double_value(&[])
 }
+
+/// Trains `cfg` (plus `extra` arguments) straight through into `d/a`, and into `d/b` stopped
+/// after `stop` steps and then resumed; returns both run folders.
+pub fn straight_and_resumed(d: &Path, cfg: &str, stop: u64, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (a, b) = (d.join("a"), d.join("b"));
+    let stop = stop.to_string();
+    let run = |dir: &Path, more: &[&str]| {
+        let mut args = vec![
+            "train",
+            cfg,
+            "--run-dir",
+            dir.to_str().unwrap(),
+            "--no-progress",
+        ];
+        args.extend(more);
+        args.extend(extra);
+        palisade_ok(d, &args);
+    };
+    run(&a, &[]);
+    run(&b, &["--stop-at-step", &stop]);
+    run(&b, &["--resume"]);
+    (a, b)
+}

@@ -348,40 +348,7 @@ fn pali_trains_on_the_task_mixture_resumes_exactly_and_predicts() {
     let d = dir.path();
     let cfg = pali_config(d);
     let cfg = cfg.to_str().unwrap();
-    let (a, b) = (d.join("a"), d.join("b"));
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            a.to_str().unwrap(),
-            "--no-progress",
-        ],
-    );
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            b.to_str().unwrap(),
-            "--no-progress",
-            "--stop-at-step",
-            "4",
-        ],
-    );
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            b.to_str().unwrap(),
-            "--no-progress",
-            "--resume",
-        ],
-    );
+    let (a, b) = straight_and_resumed(d, cfg, 4, &[]);
     let (wa, wb) = (
         read_tensors(&a.join("checkpoints/step-00000006/model.safetensors")),
         read_tensors(&b.join("checkpoints/step-00000006/model.safetensors")),

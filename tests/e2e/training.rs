@@ -256,25 +256,8 @@ fn augmented_runs_resume_exactly_too() {
     let aug = [
         "--set",
         "data.augment={crop_scale: [0.3, 1.0], flip: true, resize: bicubic}",
-        "--no-progress",
     ];
-    let (a, b) = (d.join("a"), d.join("b"));
-    let mut args = vec!["train", cfg, "--run-dir", a.to_str().unwrap()];
-    args.extend(aug);
-    palisade_ok(d, &args);
-    let mut args = vec![
-        "train",
-        cfg,
-        "--run-dir",
-        b.to_str().unwrap(),
-        "--stop-at-step",
-        "3",
-    ];
-    args.extend(aug);
-    palisade_ok(d, &args);
-    let mut args = vec!["train", cfg, "--run-dir", b.to_str().unwrap(), "--resume"];
-    args.extend(aug);
-    palisade_ok(d, &args);
+    let (a, b) = straight_and_resumed(d, cfg, 3, &aug);
     let (la, lb) = (
         train_steps(&a.join("metrics.jsonl")),
         train_steps(&b.join("metrics.jsonl")),
