@@ -74,9 +74,7 @@ impl Augment {
     /// The augmented image of row `id` in `epoch`.
     pub fn apply(&self, img: &RgbImage, seed: u64, epoch: u64, id: &str) -> RgbImage {
         let mut key = [0u8; 32];
-        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let h = crate::loader::id_hash(id);
         for (chunk, word) in key.chunks_exact_mut(8).zip([seed, epoch, h, 0x6175_676d]) {
             chunk.copy_from_slice(&word.to_le_bytes());
         }

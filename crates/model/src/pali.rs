@@ -63,16 +63,23 @@ impl PaliConfig {
             image_size: Some(size),
             ..Default::default()
         };
-        let mut vision_config = spec.resolve()?;
+        Ok(PaliConfig::new(
+            spec.resolve()?,
+            T5Config::preset(lm, vocab_size)?,
+        ))
+    }
+
+    /// A PaLI of this image encoder (its pooling head dropped) and language model, with the
+    /// default limits (16 frames, 128 prompt tokens).
+    pub fn new(mut vision_config: SiglipVisionConfig, text_config: T5Config) -> PaliConfig {
         vision_config.vision_use_head = false;
-        let text_config = T5Config::preset(lm, vocab_size)?;
-        Ok(PaliConfig {
+        PaliConfig {
             vision_config,
             text_config,
-            max_frames: 16,
+            max_frames: sixteen(),
             max_text_len: max_text(),
             model_type: pali_type(),
-        })
+        }
     }
 
     /// Reads `config.json`.

@@ -103,41 +103,15 @@ impl BatchSource {
 
     /// Resumes from every rank's saved position when the number of ranks changed.
     pub fn seek_resharded(&mut self, saved: &[SourceCursor]) -> Result<()> {
-        let kind_err = || {
-            TrainerError::Config(
-                "the checkpoint's data positions are of another kind (single dataset vs mixture)"
-                    .into(),
-            )
-        };
         match self {
-            BatchSource::Single(l) => {
-                let cs = saved
-                    .iter()
-                    .map(|c| {
-                        if let SourceCursor::Single(c) = c {
-                            Some(c.clone())
-                        } else {
-                            None
-                        }
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(kind_err)?;
-                Ok(l.seek_resharded(&cs)?)
-            }
-            BatchSource::Mixture(m) => {
-                let cs = saved
-                    .iter()
-                    .map(|c| {
-                        if let SourceCursor::Mixture(c) = c {
-                            Some(c.clone())
-                        } else {
-                            None
-                        }
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(kind_err)?;
-                Ok(m.seek_resharded(&cs)?)
-            }
+            BatchSource::Single(l) => Ok(l.seek_resharded(&all_of(saved, |c| match c {
+                SourceCursor::Single(c) => Some(c.clone()),
+                SourceCursor::Mixture(_) => None,
+            })?)?),
+            BatchSource::Mixture(m) => Ok(m.seek_resharded(&all_of(saved, |c| match c {
+                SourceCursor::Mixture(c) => Some(c.clone()),
+                SourceCursor::Single(_) => None,
+            })?)?),
         }
     }
 
@@ -152,4 +126,18 @@ impl BatchSource {
             )),
         }
     }
+}
+
+/// Every saved position as one kind, or an error when any is of the other.
+fn all_of<T>(saved: &[SourceCursor], pick: impl Fn(&SourceCursor) -> Option<T>) -> Result<Vec<T>> {
+    saved
+        .iter()
+        .map(pick)
+        .collect::<Option<Vec<T>>>()
+        .ok_or_else(|| {
+            TrainerError::Config(
+                "the checkpoint's data positions are of another kind (single dataset vs mixture)"
+                    .into(),
+            )
+        })
 }

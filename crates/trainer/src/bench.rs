@@ -7,7 +7,6 @@ use crate::optimizer::{AdamW, AdamWConfig};
 use crate::setup;
 use palisade_model::weights;
 use serde::Serialize;
-use std::time::Instant;
 use tch::{Kind, Tensor};
 
 /// Timings of one benchmark.
@@ -27,6 +26,30 @@ pub struct StepBench {
     pub ms_per_step_mean: f64,
     /// Image-text pairs per second at the median.
     pub pairs_per_sec: f64,
+}
+
+impl StepBench {
+    /// The record of `steps` timed steps of a model with variables `vs`.
+    fn new(
+        vs: &tch::nn::VarStore,
+        batch_size: usize,
+        steps: usize,
+        median: f64,
+        mean: f64,
+    ) -> StepBench {
+        StepBench {
+            params: weights::trainable(vs)
+                .iter()
+                .map(|(_, t)| t.numel() as i64)
+                .sum(),
+            batch_size,
+            threads: tch::get_num_threads(),
+            steps,
+            ms_per_step_median: median,
+            ms_per_step_mean: mean,
+            pairs_per_sec: batch_size as f64 * 1000.0 / median,
+        }
+    }
 }
 
 /// Runs `warmup` untimed and `steps` timed training steps.
@@ -60,9 +83,7 @@ pub fn train_step(
         [b, l],
         (Kind::Int64, device),
     );
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = Instant::now();
+    let (median, mean) = crate::timing::median_mean_ms(warmup, steps, || {
         let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
         loss.backward();
         opt.clip_grad_norm(t.grad_clip);
@@ -71,28 +92,9 @@ pub fn train_step(
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
         }
-        if i >= warmup {
-            times.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-    times.sort_by(f64::total_cmp);
-    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-    let params = model
-        .vs
-        .trainable_variables()
-        .iter()
-        .map(|p| p.numel() as i64)
-        .sum();
-    Ok(StepBench {
-        params,
-        batch_size: t.batch_size,
-        threads: tch::get_num_threads(),
-        steps,
-        ms_per_step_median: median,
-        ms_per_step_mean: mean,
-        pairs_per_sec: t.batch_size as f64 * 1000.0 / median,
-    })
+        Ok(())
+    })?;
+    Ok(StepBench::new(&model.vs, t.batch_size, steps, median, mean))
 }
 
 /// Sizes of a PaLI train-step benchmark.
@@ -146,30 +148,12 @@ pub fn pali_train_step(
         [b, shape.target_len as i64],
         (Kind::Int64, tch::Device::Cpu),
     );
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        let start = Instant::now();
+    let (median, mean) = crate::timing::median_mean_ms(warmup, steps, || {
         model.loss(&pixels, &ids, &mask, &labels, 0.0)?.backward();
         opt.clip_grad_norm(1.0);
         opt.step(1e-4);
         opt.zero_grad();
-        if i >= warmup {
-            times.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-    times.sort_by(f64::total_cmp);
-    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
-    Ok(StepBench {
-        params: weights::trainable(&model.vs)
-            .iter()
-            .map(|(_, t)| t.numel() as i64)
-            .sum(),
-        batch_size: shape.batch,
-        threads: tch::get_num_threads(),
-        steps,
-        ms_per_step_median: median,
-        ms_per_step_mean: mean,
-        pairs_per_sec: shape.batch as f64 * 1000.0 / median,
-    })
+        Ok(())
+    })?;
+    Ok(StepBench::new(&model.vs, shape.batch, steps, median, mean))
 }

@@ -6,7 +6,6 @@ use crate::error::Result;
 use palisade_model::decoding::{generate, GenerateConfig, Strategy};
 use palisade_model::t5::{T5Config, T5Model};
 use serde::Serialize;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// One measured generation setting.
@@ -70,17 +69,12 @@ pub fn decode(cfg: &T5Config, shape: DecodeShape, threads: usize) -> Result<Vec<
                 max_new_tokens: shape.new_tokens,
                 use_cache,
             };
-            let mut times = Vec::new();
-            for i in 0..=shape.repeats {
-                let start = Instant::now();
+            let (ms, _) = crate::timing::median_mean_ms(1, shape.repeats, || {
                 let enc = tch::no_grad(|| lm.encode(&embeds, &mask));
-                let _ = generate(&lm, &enc, &mask, &gc)?;
-                if i > 0 {
-                    times.push(start.elapsed().as_secs_f64());
-                }
-            }
-            times.sort_by(f64::total_cmp);
-            let seconds = times[times.len() / 2];
+                generate(&lm, &enc, &mask, &gc)?;
+                Ok(())
+            })?;
+            let seconds = ms / 1000.0;
             out.push(DecodeBench {
                 strategy: name.clone(),
                 use_cache,

@@ -14,6 +14,7 @@ pub mod optimizer;
 pub mod schedule;
 pub mod setup;
 pub mod stage;
+pub mod timing;
 pub mod train;
 pub mod yaml_tree;
 

@@ -150,11 +150,7 @@ pub fn pali_config(cfg: &ExperimentConfig, vocab: usize) -> Result<PaliConfig> {
         .language
         .as_ref()
         .ok_or_else(|| TrainerError::Config("key model.language: not configured".into()))?;
-    let mut vision_config = cfg.model.vision.resolve()?;
-    vision_config.vision_use_head = false;
-    let mut pcfg = PaliConfig::preset("mu", vocab)?;
-    pcfg.vision_config = vision_config;
-    pcfg.text_config = lang.resolve(vocab)?;
+    let mut pcfg = PaliConfig::new(cfg.model.vision.resolve()?, lang.resolve(vocab)?);
     pcfg.max_text_len = pcfg.max_text_len.max(cfg.data.text_len);
     Ok(pcfg)
 }

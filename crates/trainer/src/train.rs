@@ -111,6 +111,8 @@ fn train_in_group(
     };
     let model = StageModel::build(cfg, &tok, device)?;
     let trainable = weights::trainable(model.vs());
+    // Shallow handles to the same parameters, in name order, for the gradient all-reduce.
+    let params: Vec<tch::Tensor> = trainable.iter().map(|(_, p)| p.shallow_clone()).collect();
     let mut opt = AdamW::new(
         trainable,
         AdamWConfig {
@@ -216,8 +218,12 @@ fn train_in_group(
         }
         loss.backward();
         // Data parallelism averages gradients here, in flat buckets (a no-op for one rank).
-        let mut grads = opt_grads(model.vs());
-        if world > 1 && grads.len() != weights::trainable(model.vs()).len() {
+        let mut grads: Vec<tch::Tensor> = params
+            .iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .collect();
+        if world > 1 && grads.len() != params.len() {
             // Ranks must agree on the bucket layout; a parameter without a gradient breaks it.
             return Err(TrainerError::Numerics {
                 step,
@@ -371,15 +377,6 @@ fn all_params(vs: &tch::nn::VarStore) -> Vec<tch::Tensor> {
     let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named.into_iter().map(|(_, t)| t).collect()
-}
-
-/// Gradients of the trainable parameters, in name order (shallow handles, reduced in place).
-fn opt_grads(vs: &tch::nn::VarStore) -> Vec<tch::Tensor> {
-    weights::trainable(vs)
-        .into_iter()
-        .map(|(_, p)| p.grad())
-        .filter(|g| g.defined())
-        .collect()
 }
 
 fn progress_bar(enabled: bool, total: u64, pos: u64) -> ProgressBar {

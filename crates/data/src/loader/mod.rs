@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use format::RowFormat;
+pub(crate) use plan::id_hash;
 pub use plan::Cursor;
 pub use source::{ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
 

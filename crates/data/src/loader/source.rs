@@ -86,10 +86,8 @@ impl UnitColumns {
                 .ok_or_else(|| format!("column {ID_COLUMN:?} is null"))?,
             None => format!("{}#{}:{row}", self.file_name, self.row_group),
         };
-        // Which of several reference captions to train on: fixed per row (FNV-1a of its id).
-        let pick = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        // Which of several reference captions to train on: fixed per row.
+        let pick = super::plan::id_hash(&id);
         let (text, target) = self.columns.render(&self.format, row, pick)?;
         let labels = self
             .labels
