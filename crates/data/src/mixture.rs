@@ -175,6 +175,8 @@ impl Batch {
         self.ids.extend(other.ids);
         self.texts.extend(other.texts);
         self.targets.extend(other.targets);
+        self.references.extend(other.references);
+        self.target_boxes.extend(other.target_boxes);
         for (k, v) in other.labels {
             self.labels.entry(k).or_default().extend(v);
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::column::{ListColumn, TextColumn};
+use crate::loc::{box_to_tokens, NormBox};
 use crate::prompts;
 
 /// The row format a loader reads.
@@ -70,6 +71,27 @@ impl RowFormat {
     }
 }
 
+/// What a row becomes: the model's input text, the target to train on, and what evaluation
+/// compares against (all reference captions or answers; a detection's true box).
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    pub text: String,
+    pub target: Option<String>,
+    pub references: Vec<String>,
+    pub target_box: Option<NormBox>,
+}
+
+impl Rendered {
+    fn text_only(text: String) -> Rendered {
+        Rendered {
+            text,
+            target: None,
+            references: Vec::new(),
+            target_box: None,
+        }
+    }
+}
+
 /// A unit's columns for the format, by name.
 pub(crate) struct FormatColumns {
     pub text: BTreeMap<&'static str, TextColumn>,
@@ -103,41 +125,46 @@ impl FormatColumns {
         Ok(v)
     }
 
-    /// (input text, target) of `row`; `pick` chooses among several references.
+    /// Input text, target and references of `row`; `pick` chooses the target among several
+    /// references.
     pub(crate) fn render(
         &self,
         format: &RowFormat,
         row: usize,
         pick: u64,
-    ) -> Result<(String, Option<String>), String> {
+    ) -> Result<Rendered, String> {
         let fill = |template: &str, fields: BTreeMap<&str, String>| {
             prompts::render(template, &fields).map_err(|e| e.to_string())
         };
         match format {
-            RowFormat::Pair => Ok((self.text("text", row)?, None)),
+            RowFormat::Pair => Ok(Rendered::text_only(self.text("text", row)?)),
             RowFormat::Caption { prompt } => {
-                let target = if self.lists.contains_key("captions") {
-                    let all = self.strings("captions", row)?;
-                    all[(pick % all.len() as u64) as usize].clone()
+                let references = if self.lists.contains_key("captions") {
+                    self.strings("captions", row)?
                 } else {
-                    self.text("text", row)?
+                    vec![self.text("text", row)?]
                 };
-                Ok((
-                    fill(prompt, [("lang", self.lang(row))].into())?,
-                    Some(target),
-                ))
+                let target = references[(pick % references.len() as u64) as usize].clone();
+                Ok(Rendered {
+                    text: fill(prompt, [("lang", self.lang(row))].into())?,
+                    target: Some(target),
+                    references,
+                    target_box: None,
+                })
             }
             RowFormat::Vqa { prompt } => {
                 let question = self.text("question", row)?;
-                let answer =
-                    prompts::majority_answer(&self.strings("answers", row)?).unwrap_or_default();
-                Ok((
-                    fill(
+                let references = self.strings("answers", row)?;
+                let answer = prompts::majority_answer(&references).unwrap_or_default();
+                Ok(Rendered {
+                    text: fill(
                         prompt,
                         [("lang", self.lang(row)), ("question", question)].into(),
                     )?,
-                    Some(answer),
-                ))
+                    target: Some(answer),
+                    references,
+                    target_box: None,
+                })
             }
             RowFormat::Detect { prompt } => {
                 let expression = self.text("expression", row)?;
@@ -153,12 +180,16 @@ impl FormatColumns {
                         .parse::<f64>()
                         .map_err(|e| format!("column {n:?}: {e}"))
                 };
-                let target = prompts::detect_target([x, y, w, h], num("width")?, num("height")?)
-                    .map_err(|e| e.to_string())?;
-                Ok((
-                    fill(prompt, [("expression", expression)].into())?,
-                    Some(target),
-                ))
+                let target_box =
+                    NormBox::from_coco_xywh([x, y, w, h], num("width")?, num("height")?)
+                        .map_err(|e| e.to_string())?;
+                let target = box_to_tokens(&target_box).map_err(|e| e.to_string())?;
+                Ok(Rendered {
+                    text: fill(prompt, [("expression", expression)].into())?,
+                    target: Some(target.clone()),
+                    references: vec![target],
+                    target_box: Some(target_box),
+                })
             }
         }
     }
@@ -221,6 +252,10 @@ mod tests {
         );
         assert!(b.texts.iter().all(|t| t == "caption en"));
         assert!(b.targets.iter().all(|t| !t.is_empty()));
+        // Evaluation sees every reference caption; the target is one of them.
+        for (t, refs) in b.targets.iter().zip(&b.references) {
+            assert!(refs.contains(t), "{t:?} {refs:?}");
+        }
         let b = loader(
             "vqa",
             RowFormat::Vqa {
@@ -228,6 +263,12 @@ mod tests {
             },
         );
         assert_eq!(b.texts[0], "answer en how many shapes are there?");
+        assert!(
+            b.references[0].contains(&b.targets[0]),
+            "{:?}",
+            b.references[0]
+        );
+        assert!(b.target_boxes.iter().all(Option::is_none));
         assert!(
             b.targets[0] == "1" || b.targets[0] == "2",
             "{:?}",
@@ -240,11 +281,13 @@ mod tests {
             },
         );
         assert!(b.texts[0].starts_with("detect "));
+        let parsed = crate::loc::tokens_to_box(&b.targets[0]).unwrap();
+        let truth = b.target_boxes[0].expect("detect rows carry their true box");
         assert!(
-            crate::loc::tokens_to_box(&b.targets[0]).is_ok(),
-            "{}",
-            b.targets[0]
+            (parsed.x1 - truth.x1).abs() <= 0.5 / 1023.0 + 1e-12,
+            "{parsed:?} {truth:?}"
         );
+        assert_eq!(b.references[0], vec![b.targets[0].clone()]);
         // Four location tokens, then EOS, then ignored positions.
         let row0 = &b.target_ids[..8];
         assert_eq!(row0[4], tok.eos_id());

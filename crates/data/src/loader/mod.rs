@@ -72,6 +72,11 @@ pub struct Batch {
     pub target_ids: Vec<i64>,
     /// Raw targets (PaLI tasks; empty strings for pairs).
     pub targets: Vec<String>,
+    /// Every reference per sample for evaluation: all captions, all answers, or a detection's
+    /// box as location tokens (empty for pairs).
+    pub references: Vec<Vec<String>>,
+    /// A detection's true box (None for other formats).
+    pub target_boxes: Vec<Option<crate::loc::NormBox>>,
     /// Row ids (the `id` column, or `file#row_group:row`).
     pub ids: Vec<String>,
     /// Raw input texts: captions of pairs, prompts of tasks.

@@ -20,6 +20,8 @@ pub(crate) struct Sample {
     id: String,
     text: String,
     target: String,
+    references: Vec<String>,
+    target_box: Option<crate::loc::NormBox>,
     labels: Vec<String>,
 }
 
@@ -108,6 +110,8 @@ impl Prep {
             id: f.id,
             text: f.text,
             target,
+            references: f.references,
+            target_box: f.target_box,
             labels: f.labels,
         })
     }
@@ -150,6 +154,8 @@ impl BatchBuilder {
                 target_len: prep.target_len,
                 target_ids: Vec::with_capacity(capacity * prep.target_len),
                 targets: Vec::with_capacity(capacity),
+                references: Vec::with_capacity(capacity),
+                target_boxes: Vec::with_capacity(capacity),
                 ids: Vec::with_capacity(capacity),
                 texts: Vec::with_capacity(capacity),
                 labels: label_names
@@ -173,6 +179,8 @@ impl BatchBuilder {
         b.input_ids.extend_from_slice(&s.input_ids);
         b.target_ids.extend_from_slice(&s.target_ids);
         b.targets.push(s.target);
+        b.references.push(s.references);
+        b.target_boxes.push(s.target_box);
         b.ids.push(s.id);
         b.texts.push(s.text);
         for (name, value) in self.label_names.iter().zip(s.labels) {

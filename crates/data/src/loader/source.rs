@@ -33,6 +33,9 @@ pub(crate) struct RawFields {
     pub text: String,
     /// A task's target text.
     pub target: Option<String>,
+    /// Every reference (captions, answers) and a detection's true box, for evaluation.
+    pub references: Vec<String>,
+    pub target_box: Option<crate::loc::NormBox>,
     pub image: Vec<u8>,
     pub labels: Vec<String>,
 }
@@ -88,7 +91,7 @@ impl UnitColumns {
         };
         // Which of several reference captions to train on: fixed per row.
         let pick = super::plan::id_hash(&id);
-        let (text, target) = self.columns.render(&self.format, row, pick)?;
+        let r = self.columns.render(&self.format, row, pick)?;
         let labels = self
             .labels
             .iter()
@@ -99,8 +102,10 @@ impl UnitColumns {
             .collect::<std::result::Result<_, _>>()?;
         Ok(RawFields {
             id,
-            text,
-            target,
+            text: r.text,
+            target: r.target,
+            references: r.references,
+            target_box: r.target_box,
             image,
             labels,
         })
