@@ -14,7 +14,7 @@ fn invalid(message: String) -> DataError {
 }
 
 /// An axis-aligned box in normalised coordinates, PaLI order (y before x).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NormBox {
     /// Top edge, as a fraction of the image height.
     pub y1: f64,

@@ -14,4 +14,4 @@ pub mod zero_shot;
 
 pub use config::{EvalConfig, ZeroShotTask};
 pub use error::{EvalError, Result};
-pub use report::{EvalReport, RetrievalResult, ZeroShotResult};
+pub use report::{EvalReport, Example, RetrievalResult, TaskResult, ZeroShotResult};

@@ -1,7 +1,9 @@
 //! Evaluation results and their JSON and Markdown reports, each number beside its chance level.
 
 use crate::error::{EvalError, Result};
+use palisade_data::loc::NormBox;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Recall@K in one direction.
@@ -34,6 +36,54 @@ pub struct ZeroShotResult {
     pub examples: usize,
 }
 
+/// One generative task's scores (captioning, VQA, RefCOCO, video captioning or QA).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Task name from the config (e.g. `coco_caption`).
+    pub name: String,
+    /// Task kind: `caption`, `vqa`, `refcoco`, `video_caption` or `video_qa`.
+    pub kind: String,
+    /// Examples scored.
+    pub examples: usize,
+    /// Examples skipped as unreadable.
+    pub skipped: usize,
+    /// Name of the headline metric in `metrics` (`cider`, `vqa_accuracy`, `acc@0.5`).
+    pub headline: String,
+    /// Metric name → value; accuracies are fractions, CIDEr is ×1 (pycocoevalcap's scale).
+    /// Breakdowns use `/`: `vqa_accuracy/yes/no`, `acc@0.5/testA`.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// A qualitative example for the report: what the model saw, said and should have said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// Task name.
+    pub task: String,
+    /// Row id.
+    pub id: String,
+    /// The prompt given to the model.
+    pub prompt: String,
+    /// The decoded prediction.
+    pub prediction: String,
+    /// Reference captions / answers (a detection's true box as location tokens).
+    pub references: Vec<String>,
+    /// The example's score under the task's headline metric (VQA accuracy, IoU, CIDEr).
+    pub score: Option<f64>,
+    /// The model's input image as a PNG, relative to the report folder (first frame of a video).
+    pub image: Option<String>,
+    /// Frames the model saw (1 for an image).
+    #[serde(default = "one")]
+    pub frames: usize,
+    /// Predicted box (detection tasks; None if the prediction is not a box).
+    pub predicted_box: Option<NormBox>,
+    /// True box (detection tasks).
+    pub true_box: Option<NormBox>,
+}
+
+fn one() -> usize {
+    1
+}
+
 /// Everything one evaluation measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -47,6 +97,12 @@ pub struct EvalReport {
     pub retrieval: Vec<RetrievalResult>,
     /// Zero-shot tasks.
     pub zero_shot: Vec<ZeroShotResult>,
+    /// Generative tasks (PaLI).
+    #[serde(default)]
+    pub tasks: Vec<TaskResult>,
+    /// Qualitative examples (final evaluations only).
+    #[serde(default)]
+    pub qualitative: Vec<Example>,
 }
 
 impl EvalReport {
@@ -69,6 +125,13 @@ impl EvalReport {
                 .iter()
                 .map(|z| (format!("eval/zeroshot_{}", z.name), z.accuracy)),
         );
+        for t in &self.tasks {
+            out.extend(
+                t.metrics
+                    .iter()
+                    .map(|(k, v)| (format!("eval/{}/{k}", t.name), *v)),
+            );
+        }
         out
     }
 
@@ -82,7 +145,9 @@ impl EvalReport {
             "{} held-out examples ({} skipped as unreadable).\n\n",
             self.examples, self.skipped
         );
-        md += "## Retrieval\n\n| direction | Recall@K | value | chance |\n|---|---|---|---|\n";
+        if !self.retrieval.is_empty() {
+            md += "## Retrieval\n\n| direction | Recall@K | value | chance |\n|---|---|---|---|\n";
+        }
         for r in &self.retrieval {
             md += &format!(
                 "| {} | R@{} | {:.2}% | {:.2}% |\n",
@@ -105,6 +170,42 @@ impl EvalReport {
                 );
             }
         }
+        if !self.tasks.is_empty() {
+            md += "\n## Tasks\n\n| task | kind | examples | skipped | headline | metrics |\n|---|---|---|---|---|---|\n";
+            for t in &self.tasks {
+                let all: Vec<String> = t
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", format_metric(k, *v)))
+                    .collect();
+                md += &format!(
+                    "| {} | {} | {} | {} | **{} {}** | {} |\n",
+                    t.name,
+                    t.kind,
+                    t.examples,
+                    t.skipped,
+                    t.headline,
+                    t.metrics
+                        .get(&t.headline)
+                        .map_or("–".into(), |v| format_metric(&t.headline, *v)),
+                    all.join(", ")
+                );
+            }
+        }
+        if !self.qualitative.is_empty() {
+            md += "\n## Examples\n\n| task | id | prompt | prediction | references | score |\n|---|---|---|---|---|---|\n";
+            for e in &self.qualitative {
+                md += &format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    e.task,
+                    md_cell(&e.id),
+                    md_cell(&e.prompt),
+                    md_cell(&e.prediction),
+                    md_cell(&e.references.join(" · ")),
+                    e.score.map_or("–".into(), |s| format!("{s:.3}"))
+                );
+            }
+        }
         md
     }
 
@@ -122,6 +223,24 @@ impl EvalReport {
         write_atomic(&mp, &self.to_markdown(title))?;
         Ok((jp, mp))
     }
+}
+
+/// A metric for people: fractions (accuracies, rates, IoU) as percentages, the rest as is.
+pub fn format_metric(name: &str, v: f64) -> String {
+    let base = name.split('/').next().unwrap_or(name);
+    if matches!(
+        base,
+        "cider" | "bleu1" | "bleu2" | "bleu3" | "bleu4" | "rouge_l"
+    ) {
+        format!("{:.2}", 100.0 * v)
+    } else {
+        format!("{:.2}%", 100.0 * v)
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
@@ -161,6 +280,30 @@ mod tests {
                 classes: 4,
                 examples: 10,
             }],
+            tasks: vec![TaskResult {
+                name: "vqa".into(),
+                kind: "vqa".into(),
+                examples: 10,
+                skipped: 1,
+                headline: "vqa_accuracy".into(),
+                metrics: [
+                    ("vqa_accuracy".to_string(), 0.5),
+                    ("cider".to_string(), 1.25),
+                ]
+                .into(),
+            }],
+            qualitative: vec![Example {
+                task: "vqa".into(),
+                id: "q|1".into(),
+                prompt: "answer en what?".into(),
+                prediction: "red".into(),
+                references: vec!["red".into(), "blue".into()],
+                score: Some(0.3),
+                image: None,
+                frames: 1,
+                predicted_box: None,
+                true_box: None,
+            }],
         };
         let md = r.to_markdown("t");
         assert!(
@@ -170,6 +313,17 @@ mod tests {
         assert!(
             md.contains("| shape | 4 | 75.00% | 25.00% | 30.00% |"),
             "{md}"
+        );
+        assert!(md.contains("**vqa_accuracy 50.00%**"), "{md}");
+        assert!(md.contains("cider 125.00"), "{md}");
+        assert!(
+            md.contains("| q\\|1 | answer en what? | red | red · blue | 0.300 |"),
+            "{md}"
+        );
+        let names: Vec<String> = r.scalars().into_iter().map(|(k, _)| k).collect();
+        assert!(
+            names.contains(&"eval/vqa/vqa_accuracy".to_string()),
+            "{names:?}"
         );
         let dir = tempfile::tempdir().unwrap();
         let (j, _) = r.write(dir.path(), "t").unwrap();

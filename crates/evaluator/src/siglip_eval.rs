@@ -8,11 +8,17 @@ use palisade_data::{Batch, TextTokenizer};
 use palisade_model::SiglipModel;
 use tch::{Device, Kind, Tensor};
 
-/// Pixel and token tensors of a batch on `device`.
+/// Pixel and token tensors of a batch on `device`: `[B, 3, S, S]` for images,
+/// `[B, F, 3, S, S]` for video.
 pub fn batch_tensors(b: &Batch, device: Device) -> (Tensor, Tensor) {
     let s = b.image_size as i64;
+    let shape: Vec<i64> = if b.frames > 1 {
+        vec![b.size as i64, b.frames as i64, 3, s, s]
+    } else {
+        vec![b.size as i64, 3, s, s]
+    };
     let pixels = Tensor::from_slice(&b.pixels)
-        .view([b.size as i64, 3, s, s])
+        .view(shape.as_slice())
         .to_device(device);
     let ids = Tensor::from_slice(&b.input_ids)
         .view([b.size as i64, b.text_len as i64])
@@ -118,6 +124,8 @@ pub fn evaluate(
         skipped,
         retrieval: results,
         zero_shot: zs,
+        tasks: Vec::new(),
+        qualitative: Vec::new(),
     })
 }
 

@@ -60,7 +60,10 @@ pub struct Batch {
     pub size: usize,
     /// Image side in pixels.
     pub image_size: usize,
-    /// Pixels, `[size, 3, image_size, image_size]` row-major, in [-1, 1].
+    /// Frames per sample: 1 for images, the clip length for video.
+    pub frames: usize,
+    /// Pixels, `[size, 3, image_size, image_size]` row-major in [-1, 1] (images) or
+    /// `[size, frames, 3, image_size, image_size]` (video).
     pub pixels: Vec<f32>,
     /// Tokens per sample.
     pub text_len: usize,

@@ -148,6 +148,7 @@ impl BatchBuilder {
             batch: Batch {
                 size: 0,
                 image_size: prep.image_size,
+                frames: 1,
                 pixels: Vec::with_capacity(capacity * plane),
                 text_len: prep.text_len,
                 input_ids: Vec::with_capacity(capacity * prep.text_len),
