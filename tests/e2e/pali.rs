@@ -334,7 +334,11 @@ fn pali_config(d: &Path) -> std::path::PathBuf {
          \x20   vqa: {{train: {x}/tasks/train/vqa/*.parquet, spec: vqa, format: {{kind: vqa}}, weight: 1}}\n\
          \x20   refcoco: {{train: {x}/tasks/train/refcoco/*.parquet, spec: refcoco, format: {{kind: detect}}, weight: 1}}\n\
          \x20 synth: {{train_dir: {x}/tasks/train, eval_dir: {x}/tasks/eval, train_rows: 64, eval_rows: 16, image_size: 16, vocab_size: 64}}\n\
-         train: {{batch_size: 8, steps: 6, warmup_steps: 2, log_every: 1, checkpoint_every: 3, keep_last: 3, freeze_vision: true}}\n",
+         train: {{batch_size: 8, steps: 6, warmup_steps: 2, log_every: 1, checkpoint_every: 3, keep_last: 3, freeze_vision: true, eval_every: 3}}\n\
+         eval:\n  batch_size: 5\n  decode: {{max_new_tokens: 5}}\n  examples: 2\n  tasks:\n\
+         \x20   caption: {{kind: caption, data: {x}/tasks/eval/caption/*.parquet}}\n\
+         \x20   vqa: {{kind: vqa, data: {x}/tasks/eval/vqa/*.parquet}}\n\
+         \x20   refcoco: {{kind: refcoco, data: {x}/tasks/eval/refcoco/*.parquet}}\n",
         demo.display()
     );
     let path = d.join("pali.yaml");
@@ -397,4 +401,130 @@ fn pali_trains_on_the_task_mixture_resumes_exactly_and_predicts() {
         ],
     );
     assert_eq!(out.lines().count(), 1, "{out}");
+    check_final_report(&a);
+    eval_is_the_same_on_one_and_two_ranks(d, cfg, &ckpt);
+}
+
+/// The run's final evaluation scored every task, logged it, and saved example images.
+fn check_final_report(run: &Path) {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report/eval.json")).unwrap())
+            .unwrap();
+    let tasks = report["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["caption", "refcoco", "vqa"]);
+    for t in tasks {
+        let headline = t["headline"].as_str().unwrap();
+        let v = t["metrics"][headline].as_f64().unwrap();
+        assert!((0.0..=10.0).contains(&v), "{t}");
+        assert_eq!(t["examples"], 16, "{t}");
+        assert!(t["metrics"]["loss"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // VQA is broken down by answer type; RefCOCO reports its invalid-output rate.
+    assert!(
+        tasks[2]["metrics"]["vqa_accuracy/number"].is_number(),
+        "{}",
+        tasks[2]
+    );
+    assert!(
+        tasks[1]["metrics"]["invalid_rate"].is_number(),
+        "{}",
+        tasks[1]
+    );
+    let examples = report["qualitative"].as_array().unwrap();
+    assert_eq!(examples.len(), 6, "two per task");
+    for e in examples {
+        let png = run.join("report").join(e["image"].as_str().unwrap());
+        let img = image::open(&png).unwrap();
+        assert_eq!((img.width(), img.height()), (16, 16), "{}", png.display());
+    }
+    assert!(examples
+        .iter()
+        .any(|e| e["task"] == "refcoco" && e["true_box"].is_object()));
+    let md = std::fs::read_to_string(run.join("report/eval.md")).unwrap();
+    assert!(
+        md.contains("PaLI evaluation") && md.contains("**cider"),
+        "{md}"
+    );
+    // Periodic (step 3) and final (step 6) evaluations are in the metric log.
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let evals: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["split"] == "eval")
+        .collect();
+    let steps: Vec<u64> = evals.iter().map(|v| v["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [3, 6]);
+    assert!(evals[1]["eval/refcoco/acc@0.5"].is_number(), "{}", evals[1]);
+}
+
+/// `palisade eval` on two ranks (each decoding its share, statistics gathered) reports what one
+/// process reports, over a held-out set of several row groups.
+fn eval_is_the_same_on_one_and_two_ranks(d: &Path, cfg: &str, ckpt: &Path) {
+    palisade_ok(
+        d,
+        &[
+            "data",
+            "synth",
+            "tasks",
+            "--out",
+            "held",
+            "--rows",
+            "24",
+            "--rows-per-group",
+            "5",
+            "--image-size",
+            "16",
+            "--seed",
+            "9",
+            "--vocab-size",
+            "64",
+        ],
+    );
+    let sets = [
+        "--set",
+        "eval.tasks.caption.data=held/caption",
+        "--set",
+        "eval.tasks.vqa.data=held/vqa",
+        "--set",
+        "eval.tasks.refcoco.data=held/refcoco",
+    ];
+    let ck = ckpt.to_str().unwrap();
+    let mut one = vec!["eval", cfg, "--checkpoint", ck, "--out", "one"];
+    one.extend(sets);
+    let printed = palisade_ok(d, &one);
+    assert!(printed.contains("| vqa | vqa |"), "{printed}");
+    let mut two = vec![
+        "launch",
+        "--nproc-per-node",
+        "2",
+        "--",
+        "eval",
+        cfg,
+        "--checkpoint",
+        ck,
+    ];
+    two.extend(["--out", "two"]);
+    two.extend(sets);
+    palisade_ok(d, &two);
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(f).join("eval.json")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (read("one"), read("two"));
+    assert_eq!(a["examples"], 72, "24 rows in each of three tasks");
+    for (ta, tb) in a["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["tasks"].as_array().unwrap())
+    {
+        assert_eq!(ta["examples"], tb["examples"]);
+        for (k, va) in ta["metrics"].as_object().unwrap() {
+            let (va, vb) = (va.as_f64().unwrap(), tb["metrics"][k].as_f64().unwrap());
+            // The loss sums per-batch means, so it may differ in the last bits.
+            let tol = if k == "loss" { 1e-5 } else { 1e-12 };
+            assert!((va - vb).abs() <= tol, "{} {k}: {va} vs {vb}", ta["name"]);
+        }
+    }
 }

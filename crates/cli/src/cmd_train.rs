@@ -45,7 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(r) = &s.report {
         println!(
             "{}",
-            r.to_markdown(&format!("{}: SigLIP evaluation", cfg.name))
+            r.to_markdown(&palisade_trainer::evaluate::report_title(&cfg))
         );
     }
     Ok(())

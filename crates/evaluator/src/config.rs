@@ -1,6 +1,7 @@
 //! The evaluation section of an experiment config.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What to evaluate and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,117 @@ pub struct EvalConfig {
     /// Zero-shot classification tasks.
     #[serde(default)]
     pub zero_shot: Vec<ZeroShotTask>,
+    /// PaLI benchmarks by name: captioning, VQA, RefCOCO, video.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, EvalTask>,
+    /// How PaLI predictions are decoded.
+    #[serde(default)]
+    pub decode: DecodeSettings,
+    /// Qualitative examples per task kept for the report.
+    #[serde(default = "default_examples")]
+    pub examples: usize,
+}
+
+/// What a PaLI benchmark measures; decides the prompt, the spec and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Captioning: CIDEr (headline), BLEU-1…4, ROUGE-L.
+    Caption,
+    /// VQA: VQA accuracy (headline) overall and per answer type, exact match, ANLS.
+    Vqa,
+    /// Referring expressions: acc@0.5 (headline), acc@0.75, mean IoU, invalid rate, per split.
+    Refcoco,
+    /// Video captioning: as captioning, over clips.
+    VideoCaption,
+    /// Video QA: as VQA, over clips.
+    VideoQa,
+}
+
+impl TaskKind {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Caption => "caption",
+            TaskKind::Vqa => "vqa",
+            TaskKind::Refcoco => "refcoco",
+            TaskKind::VideoCaption => "video_caption",
+            TaskKind::VideoQa => "video_qa",
+        }
+    }
+
+    /// The data spec the task's shards follow unless the config names another.
+    pub fn default_spec(self) -> &'static str {
+        match self {
+            TaskKind::Caption => "caption",
+            TaskKind::Vqa => "vqa",
+            TaskKind::Refcoco => "refcoco",
+            TaskKind::VideoCaption | TaskKind::VideoQa => "video",
+        }
+    }
+
+    /// The headline metric's name.
+    pub fn headline(self) -> &'static str {
+        match self {
+            TaskKind::Caption | TaskKind::VideoCaption => "cider",
+            TaskKind::Vqa | TaskKind::VideoQa => "vqa_accuracy",
+            TaskKind::Refcoco => "acc@0.5",
+        }
+    }
+}
+
+/// One PaLI benchmark: its kind and held-out shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalTask {
+    /// What the task measures.
+    pub kind: TaskKind,
+    /// Shards: a glob, a folder or a list file.
+    pub data: String,
+    /// Data spec of the shards (default: the kind's).
+    #[serde(default)]
+    pub spec: Option<String>,
+    /// Prompt template (default: the kind's, e.g. `answer {lang} {question}`).
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+/// Decoding settings for PaLI evaluations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeSettings {
+    /// Most generated tokens per example (EOS included).
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    /// Beam size (1: greedy).
+    #[serde(default = "default_beams")]
+    pub beams: usize,
+    /// Beam search's length-normalisation exponent.
+    #[serde(default = "default_length_penalty")]
+    pub length_penalty: f64,
+}
+
+impl Default for DecodeSettings {
+    fn default() -> Self {
+        DecodeSettings {
+            max_new_tokens: default_max_new_tokens(),
+            beams: default_beams(),
+            length_penalty: default_length_penalty(),
+        }
+    }
+}
+
+fn default_max_new_tokens() -> usize {
+    32
+}
+fn default_beams() -> usize {
+    1
+}
+fn default_length_penalty() -> f64 {
+    1.0
+}
+fn default_examples() -> usize {
+    6
 }
 
 /// A zero-shot classification task: a label column, its classes and prompt templates.
@@ -37,6 +149,9 @@ impl Default for EvalConfig {
             batch_size: default_batch(),
             recall_at: default_ks(),
             zero_shot: Vec::new(),
+            tasks: BTreeMap::new(),
+            decode: DecodeSettings::default(),
+            examples: default_examples(),
         }
     }
 }
@@ -49,6 +164,14 @@ impl EvalConfig {
         }
         if self.recall_at.is_empty() || self.recall_at.contains(&0) {
             return Err("key eval.recall_at: needs positive cut-offs".into());
+        }
+        if self.decode.max_new_tokens == 0 || self.decode.beams == 0 {
+            return Err("key eval.decode: max_new_tokens and beams must be positive".into());
+        }
+        for (name, t) in &self.tasks {
+            if t.data.trim().is_empty() {
+                return Err(format!("key eval.tasks.{name}.data: names no shards"));
+            }
         }
         for z in &self.zero_shot {
             if z.classes.len() < 2

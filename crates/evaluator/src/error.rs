@@ -18,6 +18,9 @@ pub enum EvalError {
     /// From the data crate.
     #[error(transparent)]
     Data(#[from] palisade_data::DataError),
+    /// A collective between ranks failed.
+    #[error(transparent)]
+    Sharding(#[from] palisade_sharding::ShardingError),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

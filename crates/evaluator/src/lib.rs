@@ -5,13 +5,16 @@
 
 pub mod config;
 pub mod error;
+pub mod examples;
 pub mod metrics;
+pub mod pali_eval;
 pub mod report;
 pub mod retrieval;
 pub mod score;
 pub mod siglip_eval;
+pub mod task_scores;
 pub mod zero_shot;
 
-pub use config::{EvalConfig, ZeroShotTask};
+pub use config::{DecodeSettings, EvalConfig, EvalTask, TaskKind, ZeroShotTask};
 pub use error::{EvalError, Result};
 pub use report::{EvalReport, Example, RetrievalResult, TaskResult, ZeroShotResult};

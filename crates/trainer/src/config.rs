@@ -304,6 +304,9 @@ impl ExperimentConfig {
                 if self.data.train.is_none() {
                     return Err("key data.train: stage siglip needs training shards".into());
                 }
+                if !self.eval.tasks.is_empty() {
+                    return Err("key eval.tasks: PaLI benchmarks need stage pali (SigLIP is evaluated on data.eval)".into());
+                }
             }
             Stage::Pali => {
                 if self.model.language.is_none() {

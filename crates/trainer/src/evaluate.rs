@@ -1,17 +1,38 @@
-//! Evaluation of a SigLIP model on the experiment's held-out shards, shared by the train loop
-//! and `palisade eval`.
+//! Evaluation on the experiment's held-out data, shared by the train loop and `palisade eval`:
+//! SigLIP retrieval and zero-shot on `data.eval`; PaLI benchmarks (`eval.tasks`) on every rank.
 
-use crate::config::ExperimentConfig;
-use crate::error::Result;
+use crate::config::{ExperimentConfig, Stage};
+use crate::error::{Result, TrainerError};
 use crate::setup::{self, Split};
-use palisade_data::TextTokenizer;
-use palisade_evaluator::{siglip_eval, EvalReport};
+use crate::stage::StageModel;
+use palisade_data::{Loader, LoaderConfig, RowFormat, ShardIndex, TextTokenizer};
+use palisade_evaluator::{pali_eval, siglip_eval, EvalReport, EvalTask, TaskKind};
+use palisade_model::pali::PaliModel;
 use palisade_model::SiglipModel;
+use palisade_sharding::ProcessGroup;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Report folder inside a run folder.
 pub const REPORT_DIR: &str = "report";
+
+/// Evaluates the stage's model. SigLIP runs on rank 0 alone (others get `None`); PaLI tasks run
+/// on every rank of `group` together and every rank gets the report. `None` when the config
+/// names no held-out data. With `report_dir`, example images are written under it.
+pub fn evaluate_stage(
+    cfg: &ExperimentConfig,
+    model: &StageModel,
+    tok: &Arc<TextTokenizer>,
+    group: &dyn ProcessGroup,
+    step: Option<u64>,
+    report_dir: Option<&Path>,
+) -> Result<Option<EvalReport>> {
+    match model {
+        StageModel::Siglip(m) if group.rank() == 0 => evaluate(cfg, m, tok, step),
+        StageModel::Siglip(_) => Ok(None),
+        StageModel::Pali { model, .. } => evaluate_pali(cfg, model, tok, group, step, report_dir),
+    }
+}
 
 /// Embeds the held-out split and scores it; `None` when no `data.eval` is configured.
 pub fn evaluate(
@@ -41,9 +62,108 @@ pub fn evaluate(
     )?))
 }
 
+/// Decodes and scores every task in `eval.tasks`; `None` when there are none.
+pub fn evaluate_pali(
+    cfg: &ExperimentConfig,
+    model: &PaliModel,
+    tok: &Arc<TextTokenizer>,
+    group: &dyn ProcessGroup,
+    step: Option<u64>,
+    report_dir: Option<&Path>,
+) -> Result<Option<EvalReport>> {
+    if cfg.eval.tasks.is_empty() {
+        return Ok(None);
+    }
+    let mut report = EvalReport {
+        step,
+        examples: 0,
+        skipped: 0,
+        retrieval: Vec::new(),
+        zero_shot: Vec::new(),
+        tasks: Vec::new(),
+        qualitative: Vec::new(),
+    };
+    for (name, task) in &cfg.eval.tasks {
+        let in_task = |e: String| TrainerError::Config(format!("key eval.tasks.{name}: {e}"));
+        let loader = task_loader(cfg, task, tok, model, group.rank(), group.world_size())
+            .map_err(|e| in_task(e.to_string()))?;
+        let (result, examples) = pali_eval::evaluate_task(
+            group,
+            name,
+            task,
+            model,
+            tok,
+            loader.iter().flat_map(Loader::epoch_batches),
+            &cfg.eval.decode,
+            cfg.eval.examples,
+            report_dir,
+        )?;
+        report.examples += result.examples;
+        report.skipped += result.skipped;
+        report.tasks.push(result);
+        report.qualitative.extend(examples);
+    }
+    Ok(Some(report))
+}
+
+/// This rank's share of one task's held-out rows, as prompts with their references; `None`
+/// when a small set has fewer row groups than there are ranks and none falls to this one.
+fn task_loader(
+    cfg: &ExperimentConfig,
+    task: &EvalTask,
+    tok: &Arc<TextTokenizer>,
+    model: &PaliModel,
+    rank: usize,
+    world: usize,
+) -> Result<Option<Loader>> {
+    let spec = setup::spec_named(task.spec.as_deref().unwrap_or(task.kind.default_spec()))?;
+    let shards = palisade_data::resolve_shards(&task.data, Path::new("."))?;
+    let index = ShardIndex::build(&shards, &spec)?;
+    let labels = pali_eval::label_columns(task.kind, |c| {
+        index.shards().iter().all(|s| s.has_column(c))
+    });
+    let prompt = |default: &str| task.prompt.clone().unwrap_or_else(|| default.to_string());
+    let format = match task.kind {
+        TaskKind::Caption | TaskKind::VideoCaption => RowFormat::Caption {
+            prompt: prompt(palisade_data::prompts::CAPTION),
+        },
+        TaskKind::Vqa | TaskKind::VideoQa => RowFormat::Vqa {
+            prompt: prompt(palisade_data::prompts::ANSWER),
+        },
+        TaskKind::Refcoco => RowFormat::Detect {
+            prompt: prompt(palisade_data::prompts::DETECT),
+        },
+    };
+    let lc = LoaderConfig {
+        shards,
+        spec,
+        tokenizer: tok.clone(),
+        image_size: model.config().vision_config.image_size,
+        text_len: cfg.data.text_len,
+        batch_size: cfg.eval.batch_size,
+        seed: cfg.seed,
+        shuffle: false,
+        label_columns: labels,
+        threads: cfg.data.threads,
+    };
+    match Loader::new_task(lc, format, cfg.data.target_len, rank, world) {
+        Ok(l) => Ok(Some(l)),
+        // Other ranks hold the rows; an empty set is reported once all ranks have gathered.
+        Err(palisade_data::DataError::EmptyDataset { .. }) if world > 1 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes `report/eval.json` and `report/eval.md` in `run_dir`.
 pub fn write_report(cfg: &ExperimentConfig, report: &EvalReport, run_dir: &Path) -> Result<()> {
-    let title = format!("{}: SigLIP evaluation", cfg.name);
-    report.write(&run_dir.join(REPORT_DIR), &title)?;
+    report.write(&run_dir.join(REPORT_DIR), &report_title(cfg))?;
     Ok(())
+}
+
+/// The report's title: the experiment and what was evaluated.
+pub fn report_title(cfg: &ExperimentConfig) -> String {
+    match cfg.stage {
+        Stage::Siglip => format!("{}: SigLIP evaluation", cfg.name),
+        Stage::Pali => format!("{}: PaLI evaluation", cfg.name),
+    }
 }

@@ -123,9 +123,13 @@ pub fn tokenizer(cfg: &ExperimentConfig) -> Result<Arc<TextTokenizer>> {
     Ok(Arc::new(TextTokenizer::load(&cfg.data.tokenizer)?))
 }
 
-/// The data spec named in `data.spec`: a built-in name or a YAML path.
+/// The data spec named in `data.spec`.
 pub fn data_spec(cfg: &ExperimentConfig) -> Result<DataSpec> {
-    let s = &cfg.data.spec;
+    spec_named(&cfg.data.spec)
+}
+
+/// A data spec by name: a built-in name or a YAML path.
+pub fn spec_named(s: &str) -> Result<DataSpec> {
     Ok(if s.ends_with(".yaml") || s.ends_with(".yml") {
         DataSpec::load(Path::new(s))?
     } else {

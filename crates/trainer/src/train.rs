@@ -289,12 +289,8 @@ fn train_in_group(
         }
 
         // --- Periodic evaluation -----------------------------------------------------------
-        let siglip = model.siglip().filter(|_| rank == 0);
-        if let (Some(m), true) = (
-            siglip,
-            t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps,
-        ) {
-            if let Some(r) = evaluate::evaluate(cfg, m, &tok, Some(step))? {
+        if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps {
+            if let Some(r) = evaluate::evaluate_stage(cfg, &model, &tok, group, Some(step), None)? {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
                 }
@@ -305,9 +301,10 @@ fn train_in_group(
 
     // --- Final evaluation and report -----------------------------------------------------------
     let mut report = None;
-    if let (Some(m), true) = (model.siglip(), step == t.steps && rank == 0) {
-        report = evaluate::evaluate(cfg, m, &tok, Some(step))?;
-        if let Some(r) = &report {
+    if step == t.steps {
+        let report_dir = run_dir.join(evaluate::REPORT_DIR);
+        report = evaluate::evaluate_stage(cfg, &model, &tok, group, Some(step), Some(&report_dir))?;
+        if let (Some(r), 0) = (&report, rank) {
             evaluate::write_report(cfg, r, &run_dir)?;
             if let Some(m) = metrics.as_mut() {
                 m.log(step, "eval", &r.scalars())?;
