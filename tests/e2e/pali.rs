@@ -419,7 +419,14 @@ fn check_final_report(run: &Path) {
         assert!((0.0..=10.0).contains(&v), "{t}");
         // One caption row per scene; VQA and RefCOCO have one row per question / object.
         let rows = t["examples"].as_u64().unwrap();
-        assert!(if t["name"] == "caption" { rows == 16 } else { rows >= 16 }, "{t}");
+        assert!(
+            if t["name"] == "caption" {
+                rows == 16
+            } else {
+                rows >= 16
+            },
+            "{t}"
+        );
         assert!(t["metrics"]["loss"].as_f64().unwrap() > 0.0, "{t}");
     }
     // VQA is broken down by answer type; RefCOCO reports its invalid-output rate.
@@ -515,6 +522,31 @@ fn eval_is_the_same_on_one_and_two_ranks(d: &Path, cfg: &str, ckpt: &Path) {
     };
     let (a, b) = (read("one"), read("two"));
     assert_eq!(a["tasks"][0]["examples"], 24, "one caption row per scene");
+    // A task whose shards do not exist stops the run before any decoding, naming the task.
+    let out = palisade(
+        d,
+        &[
+            "eval",
+            cfg,
+            "--checkpoint",
+            ck,
+            "--out",
+            "bad",
+            "--set",
+            "eval.tasks.vqa.data=held/none/*.parquet",
+        ],
+    );
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("key eval.tasks.vqa") && err.contains("held/none"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("loader ready"),
+        "decoded before failing: {err}"
+    );
+    assert!(!d.join("bad/eval.json").exists());
     assert_eq!(a["examples"], b["examples"]);
     for (ta, tb) in a["tasks"]
         .as_array()

@@ -83,10 +83,14 @@ pub fn evaluate_pali(
         tasks: Vec::new(),
         qualitative: Vec::new(),
     };
+    // Open every task's shards first, so a bad path fails before any decoding.
+    let mut loaders = Vec::new();
     for (name, task) in &cfg.eval.tasks {
-        let in_task = |e: String| TrainerError::Config(format!("key eval.tasks.{name}: {e}"));
         let loader = task_loader(cfg, task, tok, model, group.rank(), group.world_size())
-            .map_err(|e| in_task(e.to_string()))?;
+            .map_err(|e| TrainerError::Config(format!("key eval.tasks.{name}: {e}")))?;
+        loaders.push((name, task, loader));
+    }
+    for (name, task, loader) in loaders {
         let (result, examples) = pali_eval::evaluate_task(
             group,
             name,
