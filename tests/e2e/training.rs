@@ -245,6 +245,70 @@ fn a_run_writes_its_config_checkpoints_and_report() {
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
     assert_eq!(again["retrieval"], report["retrieval"]);
+    // On two ranks each embeds its share of a held-out set of four row groups; the gathered
+    // embeddings give the numbers one process gives.
+    palisade_ok(
+        d,
+        &[
+            "data",
+            "synth",
+            "shapes",
+            "--out",
+            "held",
+            "--rows",
+            "64",
+            "--rows-per-group",
+            "16",
+            "--image-size",
+            "16",
+            "--seed",
+            "4",
+        ],
+    );
+    let ck = ckpt.to_str().unwrap();
+    let c = cfg.to_str().unwrap();
+    let held = ["--set", "data.eval=held/*.parquet"];
+    let mut one = vec!["eval", c, "--checkpoint", ck, "--out", "one"];
+    one.extend(held);
+    palisade_ok(d, &one);
+    let mut two = vec![
+        "launch",
+        "--nproc-per-node",
+        "2",
+        "--",
+        "eval",
+        c,
+        "--checkpoint",
+        ck,
+    ];
+    two.extend(["--out", "two"]);
+    two.extend(held);
+    let printed = palisade_ok(d, &two);
+    assert_eq!(
+        printed.matches("## Retrieval").count(),
+        1,
+        "rank 0 alone prints: {printed}"
+    );
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(f).join("eval.json")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (read("one"), read("two"));
+    assert_eq!(a["examples"], 64);
+    assert_eq!(b["examples"], 64);
+    for key in ["retrieval", "zero_shot"] {
+        let (xa, xb) = (a[key].as_array().unwrap(), b[key].as_array().unwrap());
+        assert_eq!(xa.len(), xb.len());
+        for (ra, rb) in xa.iter().zip(xb) {
+            let field = if key == "retrieval" {
+                "recall"
+            } else {
+                "accuracy"
+            };
+            let (va, vb) = (ra[field].as_f64().unwrap(), rb[field].as_f64().unwrap());
+            assert!((va - vb).abs() < 1e-12, "{ra} vs {rb}");
+        }
+    }
 }
 
 #[test]

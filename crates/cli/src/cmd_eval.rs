@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use palisade_data::TextTokenizer;
+use palisade_evaluator::EvalReport;
 use palisade_model::pali::PaliModel;
 use palisade_model::SiglipModel;
 use palisade_trainer::config::Stage;
@@ -25,37 +26,27 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-/// Evaluates the checkpoint and prints the Markdown report. PaLI benchmarks run on every rank
-/// when started under mpirun, srun or `palisade launch`; rank 0 prints and writes the report.
+/// Evaluates the checkpoint and prints the Markdown report. Runs on every rank when started
+/// under mpirun, srun or `palisade launch` (each rank reads its share of the held-out rows);
+/// rank 0 prints and writes the report.
 pub fn run(a: Args) -> Result<()> {
     let cfg = ExperimentConfig::load(&a.config, &a.sets)?;
     setup::set_threads(cfg.threads);
+    let group = palisade_sharding::init(palisade_sharding::backend_from_env()?)?;
+    let result = evaluate_here(&a, &cfg, &*group);
+    if let Err(e) = &result {
+        // A rank that stops alone would leave the others waiting in a collective.
+        group.abort(&e.to_string());
+    }
+    let report = result?;
+    if group.rank() != 0 {
+        return Ok(());
+    }
     let title = format!(
         "{} of {}",
         evaluate::report_title(&cfg),
         a.checkpoint.display()
     );
-    let report = match cfg.stage {
-        Stage::Siglip => {
-            let device = setup::parse_device(&cfg.device, 0)?;
-            let model = SiglipModel::load(&a.checkpoint, device)?;
-            let tok = setup::tokenizer(&cfg)?;
-            evaluate::evaluate(&cfg, &model, &tok, None)?
-                .context("the config has no data.eval shards to evaluate on")?
-        }
-        Stage::Pali => {
-            let group = palisade_sharding::init(palisade_sharding::backend_from_env()?)?;
-            let result = pali(&a, &cfg, &*group);
-            if let Err(e) = &result {
-                // A rank that stops alone would leave the others waiting in a collective.
-                group.abort(&e.to_string());
-            }
-            match result? {
-                Some(r) => r,
-                None => return Ok(()),
-            }
-        }
-    };
     if let Some(out) = &a.out {
         report.write(out, &title)?;
     }
@@ -63,27 +54,31 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// Evaluates a PaLI checkpoint on this rank; the report on rank 0, `None` on the others.
-fn pali(
+/// This rank's part of the evaluation; every rank returns the whole report.
+fn evaluate_here(
     a: &Args,
     cfg: &ExperimentConfig,
     group: &dyn palisade_sharding::ProcessGroup,
-) -> Result<Option<palisade_evaluator::EvalReport>> {
-    anyhow::ensure!(
-        !cfg.eval.tasks.is_empty(),
-        "{}: the config names no eval.tasks to run",
-        a.config.display()
-    );
+) -> Result<EvalReport> {
     let rank = palisade_sharding::discover()?;
     let device = setup::parse_device(&cfg.device, rank.local_rank)?;
-    let model = PaliModel::load(&a.checkpoint, device)?;
-    // The checkpoint's own tokenizer (with location tokens) is the one the model was trained with.
-    let tok_file = a.checkpoint.join(crate::cmd_pali::TOKENIZER_FILE);
-    let tok = Arc::new(
-        TextTokenizer::load(&tok_file)
-            .with_context(|| format!("{}: the PaLI checkpoint's tokenizer", tok_file.display()))?,
-    );
-    let report = evaluate::evaluate_pali(cfg, &model, &tok, group, None, a.out.as_deref())?
-        .context("no tasks were evaluated")?;
-    Ok((group.rank() == 0).then_some(report))
+    match cfg.stage {
+        Stage::Siglip => {
+            let model = SiglipModel::load(&a.checkpoint, device)?;
+            let tok = setup::tokenizer(cfg)?;
+            evaluate::evaluate(cfg, &model, &tok, group, None)?.with_context(|| {
+                format!("{}: the config has no data.eval shards", a.config.display())
+            })
+        }
+        Stage::Pali => {
+            let model = PaliModel::load(&a.checkpoint, device)?;
+            // The checkpoint's tokenizer (with location tokens) is the one the model learnt.
+            let tok_file = a.checkpoint.join(crate::cmd_pali::TOKENIZER_FILE);
+            let tok = Arc::new(TextTokenizer::load(&tok_file).with_context(|| {
+                format!("{}: the PaLI checkpoint's tokenizer", tok_file.display())
+            })?);
+            evaluate::evaluate_pali(cfg, &model, &tok, group, None, a.out.as_deref())?
+                .with_context(|| format!("{}: the config names no eval.tasks", a.config.display()))
+        }
+    }
 }

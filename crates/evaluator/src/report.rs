@@ -225,16 +225,17 @@ impl EvalReport {
     }
 }
 
-/// A metric for people: fractions (accuracies, rates, IoU) as percentages, the rest as is.
+/// A metric for people: caption scores ×100 (as papers print CIDEr), fractions (accuracies,
+/// rates, IoU) as percentages, anything else (losses) as is.
 pub fn format_metric(name: &str, v: f64) -> String {
     let base = name.split('/').next().unwrap_or(name);
-    if matches!(
-        base,
-        "cider" | "bleu1" | "bleu2" | "bleu3" | "bleu4" | "rouge_l"
-    ) {
-        format!("{:.2}", 100.0 * v)
-    } else {
-        format!("{:.2}%", 100.0 * v)
+    match base {
+        "cider" | "bleu1" | "bleu2" | "bleu3" | "bleu4" | "rouge_l" => format!("{:.2}", 100.0 * v),
+        "vqa_accuracy" | "exact_match" | "anls" | "mean_iou" | "invalid_rate" => {
+            format!("{:.2}%", 100.0 * v)
+        }
+        b if b.starts_with("acc") => format!("{:.2}%", 100.0 * v),
+        _ => format!("{v:.4}"),
     }
 }
 
@@ -315,7 +316,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**vqa_accuracy 50.00%**"), "{md}");
-        assert!(md.contains("cider 125.00"), "{md}");
+        assert!(md.contains("cider 125.00, loss 0.7500"), "{md}");
         assert!(
             md.contains("| q\\|1 | answer en what? | red | red · blue | 0.300 |"),
             "{md}"

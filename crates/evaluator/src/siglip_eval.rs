@@ -6,6 +6,9 @@ use crate::report::{EvalReport, RetrievalResult, ZeroShotResult};
 use crate::{retrieval, zero_shot};
 use palisade_data::{Batch, TextTokenizer};
 use palisade_model::SiglipModel;
+use palisade_sharding::ProcessGroup;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 /// Pixel and token tensors of a batch on `device`: `[B, 3, S, S]` for images,
@@ -35,32 +38,53 @@ fn score_rows(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(Vec::<Vec<f32>>::try_from(m)?)
 }
 
-/// Embeds every batch, then scores retrieval and the configured zero-shot tasks.
-pub fn evaluate(
+/// What one rank embedded, with the texts and labels the scores need.
+#[derive(Default)]
+struct Embedded {
+    img: Vec<Tensor>,
+    txt: Vec<Tensor>,
+    texts: Vec<String>,
+    labels: BTreeMap<String, Vec<String>>,
+    skipped: usize,
+}
+
+/// The texts, labels and embedding widths a rank sends to the others.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    texts: Vec<String>,
+    labels: BTreeMap<String, Vec<String>>,
+    skipped: usize,
+}
+
+fn embed(
     model: &SiglipModel,
     batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
-    tokenizer: &TextTokenizer,
-    cfg: &EvalConfig,
-    step: Option<u64>,
-) -> Result<EvalReport> {
+) -> Result<Embedded> {
     let device = model.vs.device();
-    let (mut imgs, mut txts, mut texts) = (Vec::new(), Vec::new(), Vec::new());
-    let mut labels: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut skipped = 0;
-    let text_len = model.text.config().max_position_embeddings;
+    let mut e = Embedded::default();
     tch::no_grad(|| -> Result<()> {
         for b in batches {
             let b = b?;
-            skipped += b.skipped;
+            e.skipped += b.skipped;
             if b.size == 0 {
                 continue;
             }
             let (p, ids) = batch_tensors(&b, device);
-            imgs.push(model.embed_images(&p)?.to_device(Device::Cpu));
-            txts.push(model.embed_texts(&ids)?.to_device(Device::Cpu));
-            texts.extend(b.texts.iter().cloned());
+            e.img.push(
+                model
+                    .embed_images(&p)?
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu),
+            );
+            e.txt.push(
+                model
+                    .embed_texts(&ids)?
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu),
+            );
+            e.texts.extend(b.texts.iter().cloned());
             for (k, v) in &b.labels {
-                labels
+                e.labels
                     .entry(k.clone())
                     .or_default()
                     .extend(v.iter().cloned());
@@ -68,13 +92,88 @@ pub fn evaluate(
         }
         Ok(())
     })?;
+    Ok(e)
+}
+
+/// Every rank's embeddings, texts and labels, in rank order.
+fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Tensor, Meta)> {
+    let cat = |v: &[Tensor]| {
+        if v.is_empty() {
+            Tensor::zeros([0, dim], (Kind::Float, Device::Cpu))
+        } else {
+            Tensor::cat(v, 0)
+        }
+    };
+    let (img, txt) = (cat(&e.img), cat(&e.txt));
+    let meta = Meta {
+        texts: e.texts,
+        labels: e.labels,
+        skipped: e.skipped,
+    };
+    if group.world_size() == 1 {
+        return Ok((img, txt, meta));
+    }
+    let to_bytes = |t: &Tensor| -> Result<Vec<u8>> {
+        let v = Vec::<f32>::try_from(t.reshape([-1]))?;
+        Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    };
+    let from_bytes = |b: &[u8]| -> Tensor {
+        let v: Vec<f32> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Tensor::from_slice(&v).view([-1, dim])
+    };
+    let json = serde_json::to_vec(&meta).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let imgs = palisade_sharding::all_gather_bytes(group, &to_bytes(&img)?)?;
+    let txts = palisade_sharding::all_gather_bytes(group, &to_bytes(&txt)?)?;
+    let metas = palisade_sharding::all_gather_bytes(group, &json)?;
+    let mut all = Meta {
+        texts: Vec::new(),
+        labels: BTreeMap::new(),
+        skipped: 0,
+    };
+    for (rank, m) in metas.iter().enumerate() {
+        let m: Meta = serde_json::from_slice(m).map_err(|e| {
+            EvalError::Invalid(format!("rank {rank} sent unreadable evaluation data: {e}"))
+        })?;
+        all.texts.extend(m.texts);
+        for (k, v) in m.labels {
+            all.labels.entry(k).or_default().extend(v);
+        }
+        all.skipped += m.skipped;
+    }
+    let img = Tensor::cat(&imgs.iter().map(|b| from_bytes(b)).collect::<Vec<_>>(), 0);
+    let txt = Tensor::cat(&txts.iter().map(|b| from_bytes(b)).collect::<Vec<_>>(), 0);
+    Ok((img, txt, all))
+}
+
+/// Embeds this rank's batches, gathers every rank's embeddings, then scores retrieval and the
+/// configured zero-shot tasks over the whole set (the same report on every rank).
+pub fn evaluate(
+    model: &SiglipModel,
+    batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
+    tokenizer: &TextTokenizer,
+    cfg: &EvalConfig,
+    step: Option<u64>,
+    group: &dyn ProcessGroup,
+) -> Result<EvalReport> {
+    let text_len = model.text.config().max_position_embeddings;
+    let dim = model.text.config().projection() as i64;
+    let (
+        img,
+        txt,
+        Meta {
+            texts,
+            labels,
+            skipped,
+        },
+    ) = gather(group, embed(model, batches)?, dim)?;
     if texts.is_empty() {
         return Err(EvalError::Invalid(
             "evaluation data has no readable examples".into(),
         ));
     }
-    let img = Tensor::cat(&imgs, 0);
-    let txt = Tensor::cat(&txts, 0);
     let n = texts.len();
 
     let gold = retrieval::same_caption_groups(&texts);

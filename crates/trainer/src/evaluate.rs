@@ -16,9 +16,9 @@ use std::sync::Arc;
 /// Report folder inside a run folder.
 pub const REPORT_DIR: &str = "report";
 
-/// Evaluates the stage's model. SigLIP runs on rank 0 alone (others get `None`); PaLI tasks run
-/// on every rank of `group` together and every rank gets the report. `None` when the config
-/// names no held-out data. With `report_dir`, example images are written under it.
+/// Evaluates the stage's model on every rank of `group` together (each rank reads its share of
+/// the held-out rows); every rank gets the same report. `None` when the config names no held-out
+/// data. With `report_dir`, example images are written under it.
 pub fn evaluate_stage(
     cfg: &ExperimentConfig,
     model: &StageModel,
@@ -28,38 +28,57 @@ pub fn evaluate_stage(
     report_dir: Option<&Path>,
 ) -> Result<Option<EvalReport>> {
     match model {
-        StageModel::Siglip(m) if group.rank() == 0 => evaluate(cfg, m, tok, step),
-        StageModel::Siglip(_) => Ok(None),
+        StageModel::Siglip(m) => evaluate(cfg, m, tok, group, step),
         StageModel::Pali { model, .. } => evaluate_pali(cfg, model, tok, group, step, report_dir),
     }
 }
 
-/// Embeds the held-out split and scores it; `None` when no `data.eval` is configured.
+/// Embeds the held-out split (this rank's share) and scores it over all ranks; `None` when no
+/// `data.eval` is configured.
 pub fn evaluate(
     cfg: &ExperimentConfig,
     model: &SiglipModel,
     tok: &Arc<TextTokenizer>,
+    group: &dyn ProcessGroup,
     step: Option<u64>,
 ) -> Result<Option<EvalReport>> {
     if cfg.data.eval.is_none() {
         return Ok(None);
     }
-    let loader = setup::loader(
-        cfg,
-        Split::Eval,
-        tok,
-        model.config(),
-        cfg.eval.batch_size,
-        0,
-        1,
+    let (rank, world) = (group.rank(), group.world_size());
+    let loader = share(
+        setup::loader(
+            cfg,
+            Split::Eval,
+            tok,
+            model.config(),
+            cfg.eval.batch_size,
+            rank,
+            world,
+        ),
+        world,
     )?;
     Ok(Some(siglip_eval::evaluate(
         model,
-        loader.epoch_batches(),
+        loader.iter().flat_map(Loader::epoch_batches),
         tok,
         &cfg.eval,
         step,
+        group,
     )?))
+}
+
+/// This rank's loader, or `None` when a small held-out set has fewer row groups than there are
+/// ranks and none falls to this one (the others hold the rows; an empty set is reported once
+/// all ranks have gathered).
+fn share(loader: Result<Loader>, world: usize) -> Result<Option<Loader>> {
+    match loader {
+        Ok(l) => Ok(Some(l)),
+        Err(TrainerError::Data(palisade_data::DataError::EmptyDataset { .. })) if world > 1 => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Decodes and scores every task in `eval.tasks`; `None` when there are none.
@@ -86,8 +105,11 @@ pub fn evaluate_pali(
     // Open every task's shards first, so a bad path fails before any decoding.
     let mut loaders = Vec::new();
     for (name, task) in &cfg.eval.tasks {
-        let loader = task_loader(cfg, task, tok, model, group.rank(), group.world_size())
-            .map_err(|e| TrainerError::Config(format!("key eval.tasks.{name}: {e}")))?;
+        let loader = share(
+            task_loader(cfg, task, tok, model, group.rank(), group.world_size()),
+            group.world_size(),
+        )
+        .map_err(|e| TrainerError::Config(format!("key eval.tasks.{name}: {e}")))?;
         loaders.push((name, task, loader));
     }
     for (name, task, loader) in loaders {
@@ -110,8 +132,7 @@ pub fn evaluate_pali(
     Ok(Some(report))
 }
 
-/// This rank's share of one task's held-out rows, as prompts with their references; `None`
-/// when a small set has fewer row groups than there are ranks and none falls to this one.
+/// This rank's share of one task's held-out rows, as prompts with their references.
 fn task_loader(
     cfg: &ExperimentConfig,
     task: &EvalTask,
@@ -119,7 +140,7 @@ fn task_loader(
     model: &PaliModel,
     rank: usize,
     world: usize,
-) -> Result<Option<Loader>> {
+) -> Result<Loader> {
     let spec = setup::spec_named(task.spec.as_deref().unwrap_or(task.kind.default_spec()))?;
     let shards = palisade_data::resolve_shards(&task.data, Path::new("."))?;
     let index = ShardIndex::build(&shards, &spec)?;
@@ -150,12 +171,13 @@ fn task_loader(
         label_columns: labels,
         threads: cfg.data.threads,
     };
-    match Loader::new_task(lc, format, cfg.data.target_len, rank, world) {
-        Ok(l) => Ok(Some(l)),
-        // Other ranks hold the rows; an empty set is reported once all ranks have gathered.
-        Err(palisade_data::DataError::EmptyDataset { .. }) if world > 1 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Loader::new_task(
+        lc,
+        format,
+        cfg.data.target_len,
+        rank,
+        world,
+    )?)
 }
 
 /// Writes `report/eval.json` and `report/eval.md` in `run_dir`.
