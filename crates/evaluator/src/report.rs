@@ -290,6 +290,7 @@ mod tests {
                 metrics: [
                     ("vqa_accuracy".to_string(), 0.5),
                     ("cider".to_string(), 1.25),
+                    ("loss".to_string(), 0.75),
                 ]
                 .into(),
             }],
