@@ -179,12 +179,15 @@ impl TextTokenizer {
         Ok(ids)
     }
 
-    /// Text of `ids`, skipping special tokens (pad, EOS) and negative ids.
+    /// Text of `ids`, skipping special tokens (pad, EOS) and negative ids. Adjacent location
+    /// tokens are written together (`<loc0001><loc0002>`), as PaLI writes boxes.
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
         let ids: Vec<u32> = ids.iter().filter_map(|&i| u32::try_from(i).ok()).collect();
-        self.inner
+        let text = self
+            .inner
             .decode(&ids, true)
-            .map_err(|e| tok_err(format!("decoding {ids:?}"), e))
+            .map_err(|e| tok_err(format!("decoding {ids:?}"), e))?;
+        Ok(text.replace("> <loc", "><loc"))
     }
 
     /// The wrapped Hugging Face tokenizer.
@@ -255,7 +258,7 @@ mod tests {
         let ids = tok.encode("<loc0000><loc1023> red circle").unwrap();
         assert_eq!(&ids[..2], &[base, base + 1023]);
         let text = tok.decode(&ids).unwrap();
-        assert!(text.starts_with("<loc0000> <loc1023>"), "{text}");
+        assert!(text.starts_with("<loc0000><loc1023> red"), "{text}");
         let again = tok.clone().with_loc_tokens();
         assert_eq!(again.vocab_size(), tok.vocab_size());
     }
