@@ -12,8 +12,9 @@ mkdir -p "$STAMP_DIR"
 
 log() { echo "[setup] $*" >&2; }
 
-# Debian packages for the -sys crates (mpi needs libclang + OpenMPI) and the test oracles.
-APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config)
+# Debian packages for the -sys crates (mpi needs libclang + OpenMPI) and the test oracles;
+# chromium renders `palisade report`'s HTML page headless in tests/e2e/report.rs.
+APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

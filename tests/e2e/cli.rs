@@ -18,6 +18,7 @@ fn every_subcommand_has_help() {
         vec!["bench", "data", "--help"],
         vec!["pali", "init", "--help"],
         vec!["predict", "--help"],
+        vec!["report", "--help"],
         vec!["launch", "--help"],
         vec!["data", "inspect", "--help"],
     ] {

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `palisade` binary: parity with transformers, TensorBoard's own reader,
-//! exact resume, and clear errors on bad input. One test binary keeps link time down.
+//! exact resume, clear errors on bad input, and reports rendered by headless Chromium. One test
+//! binary keeps link time down.
 
 mod bad_input;
 mod cli;
@@ -7,5 +8,6 @@ mod common;
 mod distributed;
 mod pali;
 mod parity;
+mod report;
 mod score;
 mod training;

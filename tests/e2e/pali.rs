@@ -450,6 +450,16 @@ fn check_final_report(run: &Path) {
     assert!(examples
         .iter()
         .any(|e| e["task"] == "refcoco" && e["true_box"].is_object()));
+    // Training ends with the HTML page: example images with boxes, the task table.
+    let html = std::fs::read_to_string(run.join("report/index.html")).unwrap();
+    assert!(
+        html.matches("data:image/png;base64,").count() >= 6,
+        "too few images"
+    );
+    assert!(
+        html.contains("acc@0.5") && html.contains("detect "),
+        "tables missing"
+    );
     let md = std::fs::read_to_string(run.join("report/eval.md")).unwrap();
     assert!(
         md.contains("PaLI evaluation") && md.contains("**cider"),

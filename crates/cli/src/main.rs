@@ -8,6 +8,7 @@ mod cmd_import;
 mod cmd_launch;
 mod cmd_pali;
 mod cmd_predict;
+mod cmd_report;
 mod cmd_score;
 mod cmd_train;
 mod out_folder;
@@ -48,6 +49,9 @@ enum Command {
     /// Score predictions in the official formats (COCO captions, VQA, RefCOCO) and print JSON.
     #[command(subcommand)]
     Score(cmd_score::Command),
+    /// Rebuild a run's reports (JSON, Markdown, one HTML page with plots and examples), or
+    /// compare several runs with --out.
+    Report(cmd_report::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -73,6 +77,7 @@ fn main() {
         Command::Pali(c) => cmd_pali::run(c),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Score(c) => cmd_score::run(c),
+        Command::Report(a) => cmd_report::run(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
     };

@@ -12,6 +12,13 @@ pub enum EvalError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// A run file (metric log, report, config) could not be parsed; `line` is 1-based.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Malformed {
+        path: std::path::PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     /// From the model crate.
     #[error(transparent)]
     Model(#[from] palisade_model::ModelError),

@@ -310,6 +310,8 @@ fn train_in_group(
                 m.log(step, "eval", &r.scalars())?;
                 m.flush()?;
             }
+            // The HTML page (curves, tables, examples), as `palisade report` would rebuild it.
+            palisade_evaluator::html::write_run_report(&run_dir)?;
         }
     }
     Ok(TrainSummary {
