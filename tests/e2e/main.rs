@@ -9,3 +9,4 @@ mod pali;
 mod parity;
 mod score;
 mod training;
+mod video;
