@@ -11,6 +11,7 @@ fn every_subcommand_has_help() {
         vec!["eval", "--help"],
         vec!["data", "--help"],
         vec!["data", "synth", "shapes", "--help"],
+        vec!["data", "synth", "video", "--help"],
         vec!["import", "hf-siglip", "--help"],
         vec!["forward", "--help"],
         vec!["bench", "train-step", "--help"],
@@ -96,4 +97,44 @@ fn synth_tasks_and_inspect_agree_on_specs() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn synth_video_writes_shards_that_inspect_calls_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("video");
+    let stdout = palisade_ok(
+        dir.path(),
+        &[
+            "data",
+            "synth",
+            "video",
+            "--out",
+            out.to_str().unwrap(),
+            "--rows",
+            "12",
+            "--frames",
+            "4",
+            "--image-size",
+            "16",
+            "--max-objects",
+            "2",
+        ],
+    );
+    assert!(stdout.contains("caption: 12 rows (spec video)"), "{stdout}");
+    assert!(out.join("tokenizer.json").exists());
+    for task in ["caption", "vqa"] {
+        let pattern = format!("{}/{task}/*.parquet", out.display());
+        let json = palisade_ok(
+            dir.path(),
+            &["data", "inspect", &pattern, "--json", "--strict"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (v["spec"].as_str(), v["bad_count"].as_u64()),
+            (Some("video"), Some(0))
+        );
+        let frames = v["samples"][0]["frames"].as_str().unwrap();
+        assert!(frames.contains("first 16×16"), "{frames}");
+    }
 }

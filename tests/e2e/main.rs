@@ -11,3 +11,4 @@ mod parity;
 mod report;
 mod score;
 mod training;
+mod video;

@@ -258,6 +258,41 @@ pub enum Synth {
     Tasks(SceneArgs),
     /// Scenes of coloured shapes with captions and per-object annotations, plus a tokenizer.json.
     Shapes(SceneArgs),
+    /// Clips of coloured shapes moving left, right, up or down: captioning and VQA shards of the
+    /// `video` spec (caption/, vqa/), plus a tokenizer.json with location tokens.
+    Video(VideoArgs),
+}
+
+/// Options of `palisade data synth video`.
+#[derive(clap::Args, Debug)]
+pub struct VideoArgs {
+    /// Output folder (caption/, vqa/ and tokenizer.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of clips.
+    #[arg(long)]
+    rows: usize,
+    /// Frames of the longest clip (clips have half to all of this many).
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
+    /// Frame side in pixels.
+    #[arg(long, default_value_t = 32)]
+    image_size: u32,
+    /// Most moving shapes per clip (1-4, each moving its own way).
+    #[arg(long, default_value_t = 1)]
+    max_objects: usize,
+    /// Clips per Parquet shard.
+    #[arg(long, default_value_t = 1024)]
+    rows_per_shard: usize,
+    /// Clips per row group.
+    #[arg(long, default_value_t = 64)]
+    rows_per_group: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tokenizer vocabulary cap (location tokens come on top).
+    #[arg(long, default_value_t = 512)]
+    vocab_size: usize,
 }
 
 /// Options shared by the synthetic-scene generators.
@@ -349,6 +384,35 @@ pub fn run(c: Command) -> Result<()> {
             for (task, shards, n) in &summary.tasks {
                 println!(
                     "{}: {n} rows in {} shards under {}",
+                    task.name(),
+                    shards.len(),
+                    a.out.join(task.name()).display()
+                );
+            }
+            println!(
+                "tokenizer: {} tokens (with location tokens) in {}",
+                tok.vocab_size(),
+                tok_path.display()
+            );
+        }
+        Command::Synth(Synth::Video(a)) => {
+            let cfg = palisade_data::VideoConfig {
+                clips: a.rows,
+                frames: a.frames,
+                image_size: a.image_size,
+                max_objects: a.max_objects,
+                rows_per_shard: a.rows_per_shard,
+                rows_per_group: a.rows_per_group,
+                seed: a.seed,
+            };
+            let summary = palisade_data::write_video_tasks(&a.out, &cfg)?;
+            let tok = palisade_data::TextTokenizer::train(&summary.texts, a.vocab_size)?
+                .with_loc_tokens();
+            let tok_path = a.out.join("tokenizer.json");
+            tok.save(&tok_path)?;
+            for (task, shards, n) in &summary.tasks {
+                println!(
+                    "{}: {n} rows (spec video) in {} shards under {}",
                     task.name(),
                     shards.len(),
                     a.out.join(task.name()).display()

@@ -73,21 +73,50 @@ impl Augment {
 
     /// The augmented image of row `id` in `epoch`.
     pub fn apply(&self, img: &RgbImage, seed: u64, epoch: u64, id: &str) -> RgbImage {
+        self.draw(img.width(), img.height(), seed, epoch, id)
+            .apply(img)
+    }
+
+    /// The random choices for row `id` in `epoch`, for an image of `width`×`height`: drawn once
+    /// per row, so every frame of a video clip gets the same crop and flip.
+    pub fn draw(&self, width: u32, height: u32, seed: u64, epoch: u64, id: &str) -> Draw {
         let mut key = [0u8; 32];
         let h = crate::loader::id_hash(id);
         for (chunk, word) in key.chunks_exact_mut(8).zip([seed, epoch, h, 0x6175_676d]) {
             chunk.copy_from_slice(&word.to_le_bytes());
         }
         let mut rng = ChaCha8Rng::from_seed(key);
-        let mut out = match self.crop_scale {
-            Some(scale) => {
-                let (x, y, w, h) =
-                    crop_box(img.width(), img.height(), scale, self.crop_ratio, &mut rng);
+        let crop = self
+            .crop_scale
+            .map(|scale| crop_box(width, height, scale, self.crop_ratio, &mut rng));
+        let flip = self.flip && rng.random_bool(0.5);
+        Draw { crop, flip }
+    }
+}
+
+/// One row's augmentation: a crop box (x, y, width, height) and whether to flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draw {
+    /// Crop box in pixels of the image it was drawn for.
+    pub crop: Option<(u32, u32, u32, u32)>,
+    /// Mirror left–right.
+    pub flip: bool,
+}
+
+impl Draw {
+    /// Applies the crop (clamped to `img`, should a frame be smaller than the first) and flip.
+    pub fn apply(&self, img: &RgbImage) -> RgbImage {
+        let mut out = match self.crop {
+            Some((x, y, w, h)) => {
+                let x = x.min(img.width().saturating_sub(1));
+                let y = y.min(img.height().saturating_sub(1));
+                let w = w.min(img.width() - x).max(1);
+                let h = h.min(img.height() - y).max(1);
                 image::imageops::crop_imm(img, x, y, w, h).to_image()
             }
             None => img.clone(),
         };
-        if self.flip && rng.random_bool(0.5) {
+        if self.flip {
             image::imageops::flip_horizontal_in_place(&mut out);
         }
         out

@@ -85,6 +85,15 @@ impl BytesColumn {
             BytesColumn::View(a) => valid(a, row).then(|| a.value(row)),
         }
     }
+
+    /// Number of entries, nulls included.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            BytesColumn::Binary(a) => a.len(),
+            BytesColumn::Large(a) => a.len(),
+            BytesColumn::View(a) => a.len(),
+        }
+    }
 }
 
 /// A list column: list<utf8> or list<number>, any list encoding.
@@ -125,6 +134,11 @@ impl ListColumn {
         let v = self.values(row)?;
         let col = TextColumn::new(&v)?;
         (0..v.len()).map(|i| col.get(i)).collect()
+    }
+
+    /// The items at `row` as bytes (None when null or not a list of binary): a video's frames.
+    pub(crate) fn byte_items(&self, row: usize) -> Option<BytesColumn> {
+        BytesColumn::new(&self.values(row)?)
     }
 
     /// The numbers at `row` as f64 (None when null, not numeric, or holding nulls).

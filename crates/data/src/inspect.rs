@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, BinaryArray, LargeBinaryArray, ListArray, RecordBatch};
+use arrow::array::{Array, BinaryArray, LargeBinaryArray, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
 
+use crate::column::{BytesColumn, ListColumn};
 use crate::error::Result;
 use crate::shards::ShardInfo;
 use crate::spec::DataSpec;
@@ -152,6 +153,11 @@ fn bytes_at(array: &dyn Array, row: usize) -> Option<&[u8]> {
         .map(|a| a.value(row))
 }
 
+/// The frames of `row` in a list<binary> column (any list encoding).
+fn frames_at(array: &arrow::array::ArrayRef, row: usize) -> Option<BytesColumn> {
+    ListColumn::new(array)?.byte_items(row)
+}
+
 fn bad_rows(batch: &RecordBatch, spec: &DataSpec, file: &Path, row_group: usize) -> Vec<BadRow> {
     let mut out = Vec::new();
     let bad = |row: usize, column: &str, reason: String| BadRow {
@@ -175,13 +181,21 @@ fn bad_rows(batch: &RecordBatch, spec: &DataSpec, file: &Path, row_group: usize)
                     }
                 }
             } else if col.name == "frames" {
-                if let Some(list) = array.as_any().downcast_ref::<ListArray>() {
-                    let frames = list.value(row);
-                    for f in 0..frames.len() {
-                        if let Some(Err(e)) =
-                            bytes_at(frames.as_ref(), f).map(crate::image_ops::decode_rgb)
-                        {
-                            out.push(bad(row, &col.name, format!("frame {f}: {e}")));
+                match frames_at(array, row) {
+                    None => out.push(bad(row, &col.name, "not a list of binary".into())),
+                    Some(frames) if frames.len() == 0 => {
+                        out.push(bad(row, &col.name, "an empty list".into()))
+                    }
+                    Some(frames) => {
+                        for f in 0..frames.len() {
+                            let reason = match frames.get(f) {
+                                None => "null".to_string(),
+                                Some(b) => match crate::image_ops::decode_rgb(b) {
+                                    Ok(_) => continue,
+                                    Err(e) => e.to_string(),
+                                },
+                            };
+                            out.push(bad(row, &col.name, format!("frame {f}: {reason}")));
                         }
                     }
                 }
@@ -213,6 +227,26 @@ fn sample_rows(batch: &RecordBatch, n: usize) -> Vec<BTreeMap<String, String>> {
                                     ),
                                     Err(_) => format!("<{} bytes>", b.len()),
                                 },
+                                None => "null".into(),
+                            }
+                        }
+                        DataType::List(f) | DataType::LargeList(f)
+                            if matches!(
+                                f.data_type(),
+                                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+                            ) =>
+                        {
+                            match frames_at(col, row) {
+                                Some(frames) => {
+                                    let first = frames
+                                        .get(0)
+                                        .and_then(|b| crate::image_ops::decode_rgb(b).ok())
+                                        .map(|img| {
+                                            format!(", first {}×{}", img.width(), img.height())
+                                        })
+                                        .unwrap_or_default();
+                                    format!("<{} frames{first}>", frames.len())
+                                }
                                 None => "null".into(),
                             }
                         }

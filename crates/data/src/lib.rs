@@ -24,7 +24,7 @@ pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, Ro
 pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
 pub use synth::{
-    write_shapes, write_shapes_tasks, ShapesConfig, ShapesSummary, Task, TasksSummary, COLORS,
-    SHAPES,
+    write_shapes, write_shapes_tasks, write_video_tasks, ShapesConfig, ShapesSummary, Task,
+    TasksSummary, VideoConfig, VideoSummary, COLORS, SHAPES,
 };
 pub use tokenizer::{loc_token, train_tokenizer_for, TextTokenizer, LOC_TOKENS};

@@ -55,6 +55,24 @@ impl Mixture {
                 ),
             ));
         }
+        // A batch is one pixel tensor: every dataset must give the same frames per sample.
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.loader.frames() != entries[0].loader.frames())
+        {
+            return Err(DataError::config(
+                "mixture",
+                format!(
+                    "dataset {:?} gives {} frame(s) per sample but {:?} gives {}; a batch holds one \
+                     frame count, so mix video sources with the same `frames` and train images \
+                     in another stage",
+                    e.name,
+                    e.loader.frames(),
+                    entries[0].name,
+                    entries[0].loader.frames()
+                ),
+            ));
+        }
         let pick = WeightedIndex::new(entries.iter().map(|e| e.weight))
             .map_err(|e| DataError::config("mixture", e.to_string()))?;
         Ok(Mixture {
@@ -90,7 +108,7 @@ impl Mixture {
             let b = entry.loader.next_batch_of(k)?;
             match &mut out {
                 None => out = Some(b),
-                Some(acc) => acc.append(b),
+                Some(acc) => acc.append(b)?,
             }
         }
         self.batches += 1;
@@ -166,8 +184,28 @@ impl Mixture {
 }
 
 impl Batch {
-    /// Appends `other`'s samples (same image size and text lengths) after this batch's.
-    pub fn append(&mut self, other: Batch) {
+    /// Appends `other`'s samples after this batch's; both must have the same image size, frames
+    /// per sample and text lengths (an empty batch takes `other`'s).
+    pub fn append(&mut self, other: Batch) -> Result<()> {
+        if self.size == 0 && self.pixels.is_empty() {
+            *self = Batch {
+                skipped: self.skipped + other.skipped,
+                ..other
+            };
+            return Ok(());
+        }
+        let shape = |b: &Batch| (b.image_size, b.frames, b.text_len, b.target_len);
+        if shape(self) != shape(&other) {
+            return Err(DataError::config(
+                "batch",
+                format!(
+                    "cannot append a batch of (image size, frames, text length, target length) \
+                     {:?} to one of {:?}",
+                    shape(&other),
+                    shape(self)
+                ),
+            ));
+        }
         self.size += other.size;
         self.pixels.extend(other.pixels);
         self.input_ids.extend(other.input_ids);
@@ -181,6 +219,7 @@ impl Batch {
             self.labels.entry(k).or_default().extend(v);
         }
         self.skipped += other.skipped;
+        Ok(())
     }
 }
 

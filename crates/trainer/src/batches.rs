@@ -74,6 +74,12 @@ impl BatchSource {
                         Some(a) => loader.with_augment(a.clone())?,
                         None => loader,
                     };
+                    let loader = match m.frames {
+                        Some(f) => loader.with_max_frames(f).map_err(|e| {
+                            TrainerError::Config(format!("key data.mixture.{name}.frames: {e}"))
+                        })?,
+                        None => loader,
+                    };
                     entries.push(MixtureEntry {
                         name: name.clone(),
                         loader,

@@ -93,6 +93,10 @@ pub struct MixtureSource {
     /// Relative sampling weight.
     #[serde(default = "one")]
     pub weight: f64,
+    /// Video sources (a spec with a `frames` column): most frames per clip, chosen at a fixed
+    /// stride (default 16); every source of a mixture must give the same count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
 }
 
 /// Where the data comes from and how it is prepared.
@@ -133,10 +137,30 @@ pub struct DataSection {
     pub synth: Option<SynthSection>,
 }
 
+/// What `data.synth` generates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SynthKind {
+    /// Still scenes: shapes shards (stage siglip) or their caption/VQA/refcoco shards (pali).
+    #[default]
+    Scenes,
+    /// Clips of moving shapes: caption/ and vqa/ shards of the `video` spec (stage pali).
+    Video,
+}
+
 /// Synthetic shapes data to generate when missing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SynthSection {
+    /// Still scenes (default) or video clips.
+    #[serde(default, skip_serializing_if = "is_scenes")]
+    pub kind: SynthKind,
+    /// `kind: video`: frames of the longest clip (clips have half to all of them).
+    #[serde(
+        default = "default_clip_frames",
+        skip_serializing_if = "is_default_clip_frames"
+    )]
+    pub clip_frames: usize,
     /// Folder for the train split (the eval split goes to `eval_dir`).
     pub train_dir: PathBuf,
     /// Folder for the held-out split.
@@ -218,6 +242,15 @@ fn default_data_threads() -> usize {
 }
 fn yes() -> bool {
     true
+}
+fn is_scenes(k: &SynthKind) -> bool {
+    *k == SynthKind::Scenes
+}
+fn default_clip_frames() -> usize {
+    8
+}
+fn is_default_clip_frames(n: &usize) -> bool {
+    *n == default_clip_frames()
 }
 fn default_synth_size() -> u32 {
     64
@@ -324,6 +357,12 @@ impl ExperimentConfig {
                     return Err(format!(
                         "key data.mixture.{name}.weight: {} must be positive",
                         m.weight
+                    ));
+                }
+                if let Some((name, _)) = self.data.mixture.iter().find(|(_, m)| m.frames == Some(0))
+                {
+                    return Err(format!(
+                        "key data.mixture.{name}.frames: must be at least 1"
                     ));
                 }
                 if self.data.text_len == 0 || self.data.target_len == 0 {

@@ -1,7 +1,7 @@
 //! Shared start-up for training, evaluation and benchmarks: device and threads, synthetic data
 //! when the config asks for it, the tokenizer, loaders and the model.
 
-use crate::config::{ExperimentConfig, Stage};
+use crate::config::{ExperimentConfig, Stage, SynthKind};
 use crate::error::{Result, TrainerError};
 use palisade_data::{DataSpec, Loader, LoaderConfig, ShapesConfig, TextTokenizer};
 use palisade_model::{SiglipConfig, SiglipModel};
@@ -62,12 +62,33 @@ pub fn ensure_synth_data(cfg: &ExperimentConfig) -> Result<()> {
             seed,
             ..Default::default()
         };
-        match cfg.stage {
-            Stage::Siglip if !has_parquet(dir) => {
+        match (cfg.stage, s.kind) {
+            (Stage::Siglip, SynthKind::Video) => {
+                return Err(TrainerError::Config(
+                    "key data.synth.kind: video clips are for stage pali (captioning and VQA)"
+                        .into(),
+                ))
+            }
+            (Stage::Pali, SynthKind::Video) if !has_parquet(&dir.join("caption")) => {
+                tracing::info!(
+                    "generating {rows} synthetic video clips into {}",
+                    dir.display()
+                );
+                let video = palisade_data::VideoConfig {
+                    clips: rows,
+                    frames: s.clip_frames,
+                    image_size: s.image_size,
+                    max_objects: s.max_objects,
+                    seed,
+                    ..Default::default()
+                };
+                texts.extend(palisade_data::write_video_tasks(dir, &video)?.texts);
+            }
+            (Stage::Siglip, _) if !has_parquet(dir) => {
                 tracing::info!("generating {rows} synthetic scenes into {}", dir.display());
                 palisade_data::write_shapes(dir, &shapes)?;
             }
-            Stage::Pali if !has_parquet(&dir.join("caption")) => {
+            (Stage::Pali, SynthKind::Scenes) if !has_parquet(&dir.join("caption")) => {
                 tracing::info!(
                     "generating task shards of {rows} synthetic scenes into {}",
                     dir.display()

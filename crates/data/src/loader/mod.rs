@@ -4,8 +4,12 @@
 //! (seed, epoch), rank `r` of `world` takes every `world`-th unit from position `r`, and the
 //! rows inside a unit are permuted from (seed, epoch, unit). A [`Cursor`] names the next
 //! row exactly, so [`Loader::seek`] resumes bit-for-bit.
+//!
+//! A loader reads video rows when its spec has a `frames` column (`data_specs/video.yaml`): each
+//! sample is then a clip of exactly [`Loader::frames`] frames (see `frames.rs`).
 
 mod format;
+mod frames;
 mod plan;
 mod prep;
 mod source;
@@ -16,16 +20,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use format::RowFormat;
+pub use frames::DEFAULT_MAX_FRAMES;
 pub(crate) use plan::id_hash;
 pub use plan::Cursor;
-pub use source::{ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
+pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
 
 use crate::error::{DataError, Result};
 use crate::shards::ShardIndex;
 use crate::spec::DataSpec;
 use crate::tokenizer::TextTokenizer;
 use prep::{BatchBuilder, Prep};
-use source::Source;
+use source::{MediaKind, Source};
 use stream::RowStream;
 
 /// Everything a [`Loader`] needs.
@@ -128,14 +133,24 @@ impl Loader {
             .into_iter()
             .filter(|c| seen.insert(c.clone()))
             .collect();
-        let source = Source::new(index, format, labels, cfg.seed, rank, world)?;
-        let prep = Prep::new(
+        let media = if cfg.spec.columns.iter().any(|c| c.name == FRAMES_COLUMN) {
+            MediaKind::Video {
+                max_frames: DEFAULT_MAX_FRAMES,
+            }
+        } else {
+            MediaKind::Image
+        };
+        let source = Source::new(index, format, media, labels, cfg.seed, rank, world)?;
+        let mut prep = Prep::new(
             cfg.threads,
             cfg.tokenizer,
             cfg.image_size,
             cfg.text_len,
             target_len,
         )?;
+        if let MediaKind::Video { max_frames } = media {
+            prep.frames = max_frames;
+        }
         tracing::info!(
             rank,
             world,
@@ -160,6 +175,33 @@ impl Loader {
             .map_err(|m| DataError::config("augment", m))?;
         self.prep.augment = Some((augment, self.source.seed));
         Ok(self)
+    }
+
+    /// Uses at most `max_frames` frames per clip (a video loader's default is
+    /// [`DEFAULT_MAX_FRAMES`]); every sample then has exactly that many.
+    pub fn with_max_frames(mut self, max_frames: usize) -> Result<Loader> {
+        match self.source.media {
+            MediaKind::Image => Err(DataError::config(
+                "frames",
+                format!(
+                    "{} hold images; frames apply to video shards (a spec with a {FRAMES_COLUMN:?} column)",
+                    self.source.index.describe()
+                ),
+            )),
+            MediaKind::Video { .. } if max_frames == 0 => {
+                Err(DataError::config("frames", "must be at least 1"))
+            }
+            MediaKind::Video { .. } => {
+                self.source.media = MediaKind::Video { max_frames };
+                self.prep.frames = max_frames;
+                Ok(self)
+            }
+        }
+    }
+
+    /// Frames per sample: 1 for images, the clip length for video.
+    pub fn frames(&self) -> usize {
+        self.prep.frames
     }
 
     /// The next training batch, always `batch_size` samples; wraps into the next epoch.
@@ -375,3 +417,5 @@ fn validate(cfg: &LoaderConfig, rank: usize, world: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod video_tests;

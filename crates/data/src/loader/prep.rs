@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use super::source::{Origin, RawRow};
+use super::source::{Media, Origin, RawRow};
 use super::Batch;
 use crate::error::{DataError, Result};
 use crate::image_ops::{decode_rgb, to_model_input, to_model_input_with};
@@ -30,6 +30,8 @@ pub(crate) struct Prep {
     pool: ThreadPool,
     tokenizer: Arc<TextTokenizer>,
     pub image_size: usize,
+    /// Frames per sample: 1 for images, the most frames of a clip for video.
+    pub frames: usize,
     pub text_len: usize,
     pub target_len: usize,
     /// Training augmentation, keyed by `seed`.
@@ -56,6 +58,7 @@ impl Prep {
             pool,
             tokenizer,
             image_size,
+            frames: 1,
             text_len,
             target_len,
             augment: None,
@@ -84,17 +87,7 @@ impl Prep {
         f: super::source::RawFields,
         epoch: u64,
     ) -> std::result::Result<Sample, String> {
-        let img = decode_rgb(&f.image).map_err(|e| e.to_string())?;
-        let mut pixels = vec![0.0; 3 * self.image_size * self.image_size];
-        match &self.augment {
-            Some((a, seed)) => to_model_input_with(
-                &a.apply(&img, *seed, epoch, &f.id),
-                self.image_size,
-                &mut pixels,
-                a.resize,
-            ),
-            None => to_model_input(&img, self.image_size, &mut pixels),
-        }
+        let pixels = self.pixels(&f.media, &f.id, epoch)?;
         let input_ids = self
             .tokenizer
             .encode_fixed(&f.text, self.text_len)
@@ -114,6 +107,42 @@ impl Prep {
             target_box: f.target_box,
             labels: f.labels,
         })
+    }
+
+    /// Decoded, augmented, resized and normalised pixels of one sample: `frames` planes of
+    /// `3 × S × S`; a clip shorter than `frames` repeats its last frame.
+    fn pixels(&self, media: &Media, id: &str, epoch: u64) -> std::result::Result<Vec<f32>, String> {
+        let plane = 3 * self.image_size * self.image_size;
+        let mut pixels = vec![0.0; self.frames * plane];
+        let (frames, clip) = match media {
+            Media::Image(bytes) => (vec![(0, bytes.as_slice())], false),
+            Media::Frames(f) => (f.iter().map(|(i, b)| (*i, b.as_slice())).collect(), true),
+        };
+        // One augmentation draw per row, from its first frame's size: a clip's frames share it.
+        let mut draw = None;
+        for (k, (index, bytes)) in frames.iter().enumerate().take(self.frames) {
+            let img = decode_rgb(bytes).map_err(|e| match clip {
+                true => format!("column \"frames\": frame {index}: {e}"),
+                false => e.to_string(),
+            })?;
+            let out = &mut pixels[k * plane..(k + 1) * plane];
+            match &self.augment {
+                Some((a, seed)) => {
+                    let d = *draw
+                        .get_or_insert_with(|| a.draw(img.width(), img.height(), *seed, epoch, id));
+                    to_model_input_with(&d.apply(&img), self.image_size, out, a.resize)
+                }
+                None => to_model_input(&img, self.image_size, out),
+            }
+        }
+        let used = frames.len().min(self.frames);
+        if used == 0 {
+            return Err("no frames".into());
+        }
+        for k in used..self.frames {
+            pixels.copy_within((used - 1) * plane..used * plane, k * plane);
+        }
+        Ok(pixels)
     }
 
     /// Target token ids with EOS, `target_len` long, −100 after EOS (ignored by the loss).
@@ -143,12 +172,12 @@ pub(crate) struct BatchBuilder {
 
 impl BatchBuilder {
     pub(crate) fn new(capacity: usize, prep: &Prep, label_names: &[String]) -> BatchBuilder {
-        let plane = 3 * prep.image_size * prep.image_size;
+        let plane = prep.frames * 3 * prep.image_size * prep.image_size;
         BatchBuilder {
             batch: Batch {
                 size: 0,
                 image_size: prep.image_size,
-                frames: 1,
+                frames: prep.frames,
                 pixels: Vec::with_capacity(capacity * plane),
                 text_len: prep.text_len,
                 input_ids: Vec::with_capacity(capacity * prep.text_len),

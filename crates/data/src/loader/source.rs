@@ -5,6 +5,7 @@ use std::path::Path;
 use arrow::datatypes::DataType;
 
 use super::format::{FormatColumns, RowFormat};
+use super::frames::select_frames;
 use super::plan::units_per_rank;
 use crate::column::{BytesColumn, ListColumn, TextColumn};
 use crate::error::{DataError, Result};
@@ -16,6 +17,36 @@ pub const IMAGE_COLUMN: &str = "image";
 pub const TEXT_COLUMN: &str = "text";
 /// Optional column holding a stable row id.
 pub const ID_COLUMN: &str = "id";
+/// Column holding a video clip's encoded frames (`list<binary>`, in time order).
+pub const FRAMES_COLUMN: &str = "frames";
+
+/// What a row's pixels come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MediaKind {
+    /// One encoded image in [`IMAGE_COLUMN`].
+    Image,
+    /// A clip in [`FRAMES_COLUMN`], of which at most this many frames are used.
+    Video { max_frames: usize },
+}
+
+impl MediaKind {
+    /// The column holding the pixels.
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            MediaKind::Image => IMAGE_COLUMN,
+            MediaKind::Video { .. } => FRAMES_COLUMN,
+        }
+    }
+}
+
+/// A row's encoded pixels.
+#[derive(Debug)]
+pub(crate) enum Media {
+    /// An image's bytes.
+    Image(Vec<u8>),
+    /// The frames chosen from a clip: (index in the clip, bytes), in time order, at least one.
+    Frames(Vec<(usize, Vec<u8>)>),
+}
 
 /// Where a row came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +67,7 @@ pub(crate) struct RawFields {
     /// Every reference (captions, answers) and a detection's true box, for evaluation.
     pub references: Vec<String>,
     pub target_box: Option<crate::loc::NormBox>,
-    pub image: Vec<u8>,
+    pub media: Media,
     pub labels: Vec<String>,
 }
 
@@ -53,7 +84,7 @@ pub(crate) struct RawRow {
 pub(crate) struct UnitColumns {
     shard: usize,
     row_group: usize,
-    image: BytesColumn,
+    media: MediaColumn,
     format: RowFormat,
     columns: FormatColumns,
     id: Option<TextColumn>,
@@ -78,11 +109,7 @@ impl UnitColumns {
     }
 
     fn fields(&self, row: usize) -> std::result::Result<RawFields, String> {
-        let image = self
-            .image
-            .get(row)
-            .ok_or_else(|| format!("column {IMAGE_COLUMN:?} is null"))?
-            .to_vec();
+        let media = self.media.get(row)?;
         let id = match &self.id {
             Some(col) => col
                 .get(row)
@@ -106,9 +133,50 @@ impl UnitColumns {
             target: r.target,
             references: r.references,
             target_box: r.target_box,
-            image,
+            media,
             labels,
         })
+    }
+}
+
+/// A unit's pixel column.
+enum MediaColumn {
+    Image(BytesColumn),
+    Video {
+        frames: ListColumn,
+        max_frames: usize,
+    },
+}
+
+impl MediaColumn {
+    /// Row `row`'s pixels: the image, or the chosen frames of the clip.
+    fn get(&self, row: usize) -> std::result::Result<Media, String> {
+        match self {
+            MediaColumn::Image(col) => col
+                .get(row)
+                .map(|b| Media::Image(b.to_vec()))
+                .ok_or_else(|| format!("column {IMAGE_COLUMN:?} is null")),
+            MediaColumn::Video { frames, max_frames } => {
+                let items = frames.byte_items(row).ok_or_else(|| {
+                    format!("column {FRAMES_COLUMN:?} is null or not a list of binary")
+                })?;
+                let chosen = select_frames(items.len(), *max_frames);
+                if chosen.is_empty() {
+                    return Err(format!("column {FRAMES_COLUMN:?} is an empty list"));
+                }
+                // Only the chosen frames are copied (and later decoded).
+                chosen
+                    .into_iter()
+                    .map(|i| {
+                        items
+                            .get(i)
+                            .map(|b| (i, b.to_vec()))
+                            .ok_or_else(|| format!("column {FRAMES_COLUMN:?}: frame {i} is null"))
+                    })
+                    .collect::<std::result::Result<_, _>>()
+                    .map(Media::Frames)
+            }
+        }
     }
 }
 
@@ -116,6 +184,7 @@ impl UnitColumns {
 pub(crate) struct Source {
     pub index: ShardIndex,
     pub format: RowFormat,
+    pub media: MediaKind,
     pub units: Vec<Unit>,
     pub labels: Vec<String>,
     pub seed: u64,
@@ -128,6 +197,7 @@ impl Source {
     pub(crate) fn new(
         index: ShardIndex,
         format: RowFormat,
+        media: MediaKind,
         labels: Vec<String>,
         seed: u64,
         rank: usize,
@@ -151,7 +221,12 @@ impl Source {
                     }),
                     _ => Ok(()),
                 };
-            check(IMAGE_COLUMN, is_binary, "binary", true)?;
+            match media {
+                MediaKind::Image => check(IMAGE_COLUMN, is_binary, "binary", true)?,
+                MediaKind::Video { .. } => {
+                    check(FRAMES_COLUMN, is_binary_list, "a list of binary", true)?
+                }
+            }
             let has = |n: &str| schema.field_with_name(n).is_ok();
             for (name, required) in format.columns(has) {
                 let (ok, want): (fn(&DataType) -> bool, &str) = match name {
@@ -181,6 +256,7 @@ impl Source {
         Ok(Source {
             index,
             format,
+            media,
             units,
             labels,
             seed,
@@ -208,7 +284,7 @@ impl Source {
             .filter(|(n, _)| info.has_column(n))
             .map(|(n, _)| n)
             .collect();
-        let mut names: Vec<&str> = vec![IMAGE_COLUMN];
+        let mut names: Vec<&str> = vec![self.media.column()];
         names.extend(&wanted);
         if has_id {
             names.push(ID_COLUMN);
@@ -231,8 +307,16 @@ impl Source {
             row_group,
             message: format!("column {name:?} decoded with an unusable type"),
         };
-        let image =
-            BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?;
+        let media = match self.media {
+            MediaKind::Image => MediaColumn::Image(
+                BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?,
+            ),
+            MediaKind::Video { max_frames } => MediaColumn::Video {
+                frames: ListColumn::new(column(FRAMES_COLUMN)?)
+                    .ok_or_else(|| bad_type(FRAMES_COLUMN))?,
+                max_frames,
+            },
+        };
         let mut columns = FormatColumns {
             text: Default::default(),
             lists: Default::default(),
@@ -265,7 +349,7 @@ impl Source {
         Ok(UnitColumns {
             shard,
             row_group,
-            image,
+            media,
             format: self.format.clone(),
             columns,
             id,
@@ -284,6 +368,15 @@ fn is_binary(dt: &DataType) -> bool {
         dt,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView
     )
+}
+
+fn is_binary_list(dt: &DataType) -> bool {
+    match dt {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            is_binary(f.data_type())
+        }
+        _ => false,
+    }
 }
 
 fn is_list(dt: &DataType) -> bool {

@@ -1,14 +1,16 @@
-//! Synthetic scenes of coloured shapes, written as Parquet shards.
+//! Synthetic scenes of coloured shapes, and clips of them moving, written as Parquet shards.
 
 mod draw;
 mod scene;
 mod tasks;
+mod video;
 mod write;
 
 use std::path::{Path, PathBuf};
 
 pub use scene::{COLORS, POSITIONS, SHAPES, SIZES};
 pub use tasks::{write_shapes_tasks, Task, TasksSummary};
+pub use video::{write_video_tasks, VideoConfig, VideoSummary, DIRECTIONS};
 pub use write::shapes_schema;
 
 use crate::error::{DataError, Result};

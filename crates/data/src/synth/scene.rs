@@ -161,7 +161,7 @@ fn caption(rng: &mut impl Rng, objects: &[SceneObject]) -> String {
 }
 
 /// "a" or "an" before `word`.
-fn article(word: &str) -> &'static str {
+pub(super) fn article(word: &str) -> &'static str {
     match word.chars().next() {
         Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
         _ => "a",
