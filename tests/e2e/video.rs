@@ -17,7 +17,10 @@ fn video_config(d: &Path) -> std::path::PathBuf {
          \x20   caption: {{train: {x}/video/train/caption/*.parquet, spec: video, format: {{kind: caption}}, frames: 4, weight: 1}}\n\
          \x20   vqa: {{train: {x}/video/train/vqa/*.parquet, spec: video, format: {{kind: vqa}}, frames: 4, weight: 1}}\n\
          \x20 synth: {{kind: video, clip_frames: 6, train_dir: {x}/video/train, eval_dir: {x}/video/eval, train_rows: 96, eval_rows: 8, image_size: 16, vocab_size: 64}}\n\
-         train: {{batch_size: 16, steps: 30, lr: 3.0e-3, warmup_steps: 3, log_every: 1, checkpoint_every: 10, keep_last: 4}}\n",
+         train: {{batch_size: 16, steps: 30, lr: 3.0e-3, warmup_steps: 3, log_every: 1, checkpoint_every: 10, keep_last: 4}}\n\
+         eval:\n  batch_size: 4\n  decode: {{max_new_tokens: 6}}\n  examples: 2\n  tasks:\n\
+         \x20   video_caption: {{kind: video_caption, data: {x}/video/eval/caption/*.parquet, frames: 4}}\n\
+         \x20   video_qa: {{kind: video_qa, data: {x}/video/eval/vqa/*.parquet, frames: 4}}\n",
         demo.display()
     );
     let path = d.join("video.yaml");
@@ -104,4 +107,38 @@ fn pali_trains_on_video_clips_resumes_exactly_and_predicts_from_frames() {
     let out = palisade_ok(d, &args);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(!out.trim().is_empty(), "a caption comes out: {out:?}");
+    // The final evaluation scored video captioning (CIDEr) and video QA over 4-frame clips.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report/eval.json")).unwrap())
+            .unwrap();
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{report}");
+    assert_eq!(tasks[0]["kind"], "video_caption");
+    assert_eq!(tasks[0]["examples"], 8, "one caption row per clip");
+    assert!(tasks[0]["metrics"]["cider"].is_number(), "{}", tasks[0]);
+    assert_eq!(tasks[1]["kind"], "video_qa");
+    assert!(
+        tasks[1]["metrics"]["vqa_accuracy"].is_number(),
+        "{}",
+        tasks[1]
+    );
+    let example = &report["qualitative"][0];
+    assert_eq!(example["frames"], 4, "{example}");
+    // Frames on an image task are refused, naming the key.
+    let bad = palisade(
+        d,
+        &[
+            "eval",
+            cfg.to_str().unwrap(),
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--set",
+            "eval.tasks.video_qa.kind=vqa",
+        ],
+    );
+    let err = text(&bad);
+    assert!(
+        !bad.status.success() && err.contains("eval.tasks.video_qa.frames"),
+        "{err}"
+    );
 }

@@ -89,6 +89,9 @@ pub struct EvalTask {
     /// Prompt template (default: the kind's, e.g. `answer {lang} {question}`).
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Video tasks: most frames per clip, at a fixed stride (default 16, as PaLI-3).
+    #[serde(default)]
+    pub frames: Option<usize>,
 }
 
 /// Decoding settings for PaLI evaluations.
@@ -171,6 +174,16 @@ impl EvalConfig {
         for (name, t) in &self.tasks {
             if t.data.trim().is_empty() {
                 return Err(format!("key eval.tasks.{name}.data: names no shards"));
+            }
+            let video = matches!(t.kind, TaskKind::VideoCaption | TaskKind::VideoQa);
+            match t.frames {
+                Some(0) => return Err(format!("key eval.tasks.{name}.frames: must be at least 1")),
+                Some(_) if !video => {
+                    return Err(format!(
+                        "key eval.tasks.{name}.frames: only video tasks (video_caption, video_qa) have frames"
+                    ))
+                }
+                _ => {}
             }
         }
         for z in &self.zero_shot {

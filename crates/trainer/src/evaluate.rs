@@ -171,13 +171,11 @@ fn task_loader(
         label_columns: labels,
         threads: cfg.data.threads,
     };
-    Ok(Loader::new_task(
-        lc,
-        format,
-        cfg.data.target_len,
-        rank,
-        world,
-    )?)
+    let loader = Loader::new_task(lc, format, cfg.data.target_len, rank, world)?;
+    Ok(match task.frames {
+        Some(f) => loader.with_max_frames(f)?,
+        None => loader,
+    })
 }
 
 /// Writes `report/eval.json` and `report/eval.md` in `run_dir`.
