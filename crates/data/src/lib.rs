@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod loader;
 pub mod loc;
 pub mod mixture;
+pub mod prefetch;
 pub mod prompts;
 pub mod shard_writer;
 pub mod shards;
@@ -21,6 +22,7 @@ pub mod tokenizer;
 pub use error::{DataError, Result};
 pub use image_ops::{decode_rgb, to_model_input};
 pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, RowFormat};
+pub use prefetch::{BatchStream, Prefetch};
 pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
 pub use synth::{

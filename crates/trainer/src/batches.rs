@@ -1,11 +1,12 @@
 //! Where training batches come from: one loader (SigLIP pairs) or a weighted mixture of task
-//! loaders (PaLI), with a position that goes into checkpoints.
+//! loaders (PaLI), read ahead on a background thread (`data.prefetch`), with a position — of
+//! what was handed to the training step — that goes into checkpoints.
 
 use crate::config::{ExperimentConfig, Stage};
 use crate::error::{Result, TrainerError};
 use crate::setup::{self, Split};
 use palisade_data::mixture::{Mixture, MixtureCursor, MixtureEntry};
-use palisade_data::{Batch, Cursor, DataSpec, Loader, LoaderConfig, TextTokenizer};
+use palisade_data::{Batch, Cursor, DataSpec, Loader, LoaderConfig, Prefetch, TextTokenizer};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use std::sync::Arc;
 /// A training batch source.
 pub enum BatchSource {
     /// One dataset.
-    Single(Box<Loader>),
+    Single(Box<Prefetch<Loader>>),
     /// A weighted mixture.
-    Mixture(Mixture),
+    Mixture(Box<Prefetch<Mixture>>),
 }
 
 /// A batch source's position, as saved per rank in `state.json`.
@@ -43,7 +44,10 @@ impl BatchSource {
             Stage::Siglip => {
                 let mcfg = setup::model_config(cfg, tok.vocab_size())?;
                 let loader = setup::loader(cfg, Split::Train, tok, &mcfg, batch, rank, world)?;
-                Ok(BatchSource::Single(Box::new(loader)))
+                Ok(BatchSource::Single(Box::new(Prefetch::new(
+                    loader,
+                    cfg.data.prefetch,
+                ))))
             }
             Stage::Pali => {
                 let mut entries = Vec::new();
@@ -74,6 +78,7 @@ impl BatchSource {
                         Some(a) => loader.with_augment(a.clone())?,
                         None => loader,
                     };
+                    let loader = loader.with_shuffle_buffer(cfg.data.shuffle_buffer)?;
                     let loader = match m.frames {
                         Some(f) => loader.with_max_frames(f).map_err(|e| {
                             TrainerError::Config(format!("key data.mixture.{name}.frames: {e}"))
@@ -86,7 +91,11 @@ impl BatchSource {
                         weight: m.weight,
                     });
                 }
-                Ok(BatchSource::Mixture(Mixture::new(entries, cfg.seed)?))
+                let mixture = Mixture::new(entries, cfg.seed)?;
+                Ok(BatchSource::Mixture(Box::new(Prefetch::new(
+                    mixture,
+                    cfg.data.prefetch,
+                ))))
             }
         }
     }
@@ -94,7 +103,7 @@ impl BatchSource {
     /// The next batch of `n` examples.
     pub fn next_batch(&mut self, n: usize) -> Result<Batch> {
         Ok(match self {
-            BatchSource::Single(l) => l.next_batch_of(n)?,
+            BatchSource::Single(l) => l.next_batch(n)?,
             BatchSource::Mixture(m) => m.next_batch(n)?,
         })
     }
@@ -102,22 +111,28 @@ impl BatchSource {
     /// The position to save.
     pub fn cursor(&self) -> SourceCursor {
         match self {
-            BatchSource::Single(l) => SourceCursor::Single(l.cursor()),
-            BatchSource::Mixture(m) => SourceCursor::Mixture(m.cursor()),
+            BatchSource::Single(l) => SourceCursor::Single(l.position()),
+            BatchSource::Mixture(m) => SourceCursor::Mixture(m.position()),
         }
     }
 
     /// Resumes from every rank's saved position when the number of ranks changed.
     pub fn seek_resharded(&mut self, saved: &[SourceCursor]) -> Result<()> {
         match self {
-            BatchSource::Single(l) => Ok(l.seek_resharded(&all_of(saved, |c| match c {
-                SourceCursor::Single(c) => Some(c.clone()),
-                SourceCursor::Mixture(_) => None,
-            })?)?),
-            BatchSource::Mixture(m) => Ok(m.seek_resharded(&all_of(saved, |c| match c {
-                SourceCursor::Mixture(c) => Some(c.clone()),
-                SourceCursor::Single(_) => None,
-            })?)?),
+            BatchSource::Single(l) => {
+                let cursors = all_of(saved, |c| match c {
+                    SourceCursor::Single(c) => Some(c.clone()),
+                    SourceCursor::Mixture(_) => None,
+                })?;
+                Ok(l.with_source(|l| l.seek_resharded(&cursors))?)
+            }
+            BatchSource::Mixture(m) => {
+                let cursors = all_of(saved, |c| match c {
+                    SourceCursor::Mixture(c) => Some(c.clone()),
+                    SourceCursor::Single(_) => None,
+                })?;
+                Ok(m.with_source(|m| m.seek_resharded(&cursors))?)
+            }
         }
     }
 

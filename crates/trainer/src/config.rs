@@ -129,6 +129,12 @@ pub struct DataSection {
     /// Shuffle training data (per-epoch, seeded).
     #[serde(default = "yes")]
     pub shuffle: bool,
+    /// Rows in the training shuffle buffer, on top of the row-group and row shuffles (0: none).
+    #[serde(default = "default_shuffle_buffer")]
+    pub shuffle_buffer: usize,
+    /// Training batches prepared ahead on a background thread (0: none).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
     /// Training-image augmentation (random resized crop, flip, resize filter).
     #[serde(default)]
     pub augment: Option<palisade_data::augment::Augment>,
@@ -238,6 +244,12 @@ fn default_spec() -> String {
     "webli".into()
 }
 fn default_data_threads() -> usize {
+    2
+}
+fn default_shuffle_buffer() -> usize {
+    1024
+}
+fn default_prefetch() -> usize {
     2
 }
 fn yes() -> bool {

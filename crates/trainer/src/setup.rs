@@ -241,5 +241,9 @@ pub fn loader(
     Ok(match (&cfg.data.augment, split) {
         (Some(a), Split::Train) => loader.with_augment(a.clone())?,
         _ => loader,
-    })
+    }
+    .with_shuffle_buffer(match split {
+        Split::Train => cfg.data.shuffle_buffer,
+        Split::Eval => 0,
+    })?)
 }

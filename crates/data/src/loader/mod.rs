@@ -12,6 +12,7 @@ mod format;
 mod frames;
 mod plan;
 mod prep;
+mod shuffle;
 mod source;
 mod stream;
 
@@ -22,7 +23,7 @@ use std::sync::Arc;
 pub use format::RowFormat;
 pub use frames::DEFAULT_MAX_FRAMES;
 pub(crate) use plan::id_hash;
-pub use plan::Cursor;
+pub use plan::{Cursor, Shuffled, Span};
 pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
 
 use crate::error::{DataError, Result};
@@ -30,8 +31,9 @@ use crate::shards::ShardIndex;
 use crate::spec::DataSpec;
 use crate::tokenizer::TextTokenizer;
 use prep::{BatchBuilder, Prep};
+use shuffle::ShuffleBuffer;
 use source::{MediaKind, Source};
-use stream::RowStream;
+use stream::{RowStream, TakeRows};
 
 /// Everything a [`Loader`] needs.
 #[derive(Debug, Clone)]
@@ -99,7 +101,7 @@ pub struct Batch {
 pub struct Loader {
     source: Source,
     prep: Prep,
-    stream: RowStream,
+    stream: ShuffleBuffer,
     batch_size: usize,
     shuffle: bool,
 }
@@ -162,7 +164,7 @@ impl Loader {
         Ok(Loader {
             source,
             prep,
-            stream: RowStream::new(cfg.shuffle, true),
+            stream: ShuffleBuffer::new(RowStream::new(cfg.shuffle, true), 0),
             batch_size: cfg.batch_size,
             shuffle: cfg.shuffle,
         })
@@ -174,6 +176,20 @@ impl Loader {
             .validate()
             .map_err(|m| DataError::config("augment", m))?;
         self.prep.augment = Some((augment, self.source.seed));
+        Ok(self)
+    }
+
+    /// Draws training rows through a shuffle buffer of `rows` rows (0 or 1: none), on top of the
+    /// per-unit row shuffle; only when this loader shuffles. Resume stays exact (`shuffle.rs`).
+    pub fn with_shuffle_buffer(mut self, rows: usize) -> Result<Loader> {
+        if !self.shuffle || rows == self.stream.size() {
+            return Ok(self);
+        }
+        let at = self.stream.cursor();
+        self.stream = ShuffleBuffer::new(RowStream::new(true, true), rows);
+        if at != Cursor::default() {
+            self.stream.seek(&self.source, &at)?;
+        }
         Ok(self)
     }
 
@@ -248,41 +264,32 @@ impl Loader {
             ));
         }
         let old_world = cursors.len();
+        // Every row none of the old ranks handed out, including rows left in their buffers.
         let mut remaining = Vec::new();
         for (r, c) in cursors.iter().enumerate() {
-            let plan: Vec<(usize, usize)> = match &c.plan {
-                Some(p) => p.clone(),
-                None => plan::rank_units(s.units.len(), s.seed, epoch, self.shuffle, r, old_world)
-                    .into_iter()
-                    .map(|u| (u, 0))
-                    .collect(),
-            };
-            for (k, &(unit, start)) in plan.iter().enumerate().skip(c.unit) {
-                let first = if k == c.unit { c.row.max(start) } else { start };
-                if first < s.units[unit].rows {
-                    remaining.push((unit, first));
+            let from = RowStream::spans_from(s, c, r, old_world, self.shuffle);
+            match c.shuffled.filter(|b| b.taken > 0) {
+                Some(b) => {
+                    remaining.extend(shuffle::remaining_spans(s, &from, epoch, b.buffer, b.taken))
                 }
+                None => remaining.extend(from),
             }
         }
-        let mine: Vec<(usize, usize)> = remaining
+        let mine: Vec<Span> = remaining
             .into_iter()
             .skip(s.rank)
             .step_by(s.world.max(1))
             .collect();
         let cursor = match mine.first() {
-            Some(&(_, row)) => Cursor {
+            Some(span) => Cursor {
                 epoch,
                 unit: 0,
-                row,
+                row: span.start,
                 plan: Some(mine),
+                shuffled: None,
             },
             // Nothing left for this rank in this epoch: start the next one.
-            None => Cursor {
-                epoch: epoch + 1,
-                unit: 0,
-                row: 0,
-                plan: None,
-            },
+            None => Cursor::epoch_start(epoch + 1),
         };
         self.seek(&cursor)
     }
@@ -351,7 +358,7 @@ pub fn one_pass(cfg: LoaderConfig, rank: usize, world: usize) -> Result<Vec<Batc
 fn fill(
     src: &Source,
     prep: &Prep,
-    stream: &mut RowStream,
+    stream: &mut impl TakeRows,
     batch_size: usize,
     training: bool,
 ) -> Result<Option<Batch>> {
@@ -415,6 +422,8 @@ fn validate(cfg: &LoaderConfig, rank: usize, world: usize) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod buffer_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// 40 rows of 16-px scenes in 5 row groups of 8 over 2 shards, and a tokenizer for them.
-fn dataset(dir: &Path) -> (Vec<PathBuf>, Arc<TextTokenizer>) {
+pub(super) fn dataset(dir: &Path) -> (Vec<PathBuf>, Arc<TextTokenizer>) {
     let cfg = ShapesConfig {
         rows: 40,
         image_size: 16,
@@ -22,7 +22,11 @@ fn dataset(dir: &Path) -> (Vec<PathBuf>, Arc<TextTokenizer>) {
     (shards, Arc::new(tok.unwrap()))
 }
 
-fn config(shards: Vec<PathBuf>, tok: Arc<TextTokenizer>, batch_size: usize) -> LoaderConfig {
+pub(super) fn config(
+    shards: Vec<PathBuf>,
+    tok: Arc<TextTokenizer>,
+    batch_size: usize,
+) -> LoaderConfig {
     LoaderConfig {
         shards,
         spec: DataSpec::embedded("webli").unwrap(),
@@ -88,7 +92,7 @@ fn one_epoch_sees_every_row_once_and_epochs_differ() {
             epoch: 1,
             unit: 0,
             row: 0,
-            plan: None,
+            ..Cursor::default()
         }
     );
     let e1 = ids(&mut loader, 5);
@@ -139,7 +143,7 @@ fn resume_across_epoch_boundary_is_exact() {
             epoch: 1,
             unit: 0,
             row: 0,
-            plan: None,
+            ..Cursor::default()
         }
     );
 }
@@ -154,7 +158,7 @@ fn seek_rejects_out_of_range_cursor() {
             epoch: 0,
             unit: 5,
             row: 0,
-            plan: None,
+            ..Cursor::default()
         })
         .unwrap_err();
     assert!(err.to_string().contains("cursor"), "{err}");
@@ -163,7 +167,7 @@ fn seek_rejects_out_of_range_cursor() {
             epoch: 2,
             unit: 0,
             row: 8,
-            plan: None,
+            ..Cursor::default()
         })
         .unwrap_err();
     assert!(err.to_string().contains("8 rows"), "{err}");
@@ -182,7 +186,7 @@ fn two_ranks_partition_each_epoch() {
                     epoch,
                     unit: 0,
                     row: 0,
-                    plan: None,
+                    ..Cursor::default()
                 })
                 .unwrap();
             let mut n = 0;
