@@ -234,7 +234,10 @@ pub fn format_metric(name: &str, v: f64) -> String {
         "vqa_accuracy" | "exact_match" | "anls" | "mean_iou" | "invalid_rate" => {
             format!("{:.2}%", 100.0 * v)
         }
-        b if b.starts_with("acc") => format!("{:.2}%", 100.0 * v),
+        // Accuracies, retrieval recalls (`i2t_r@1`) and zero-shot accuracies are fractions.
+        b if b.starts_with("acc") || b.contains("_r@") || b.starts_with("zeroshot_") => {
+            format!("{:.2}%", 100.0 * v)
+        }
         _ => format!("{v:.4}"),
     }
 }
