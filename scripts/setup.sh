@@ -12,8 +12,9 @@ mkdir -p "$STAMP_DIR"
 
 log() { echo "[setup] $*" >&2; }
 
-# Debian packages for the -sys crates (mpi needs libclang + OpenMPI) and the test oracles.
-APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config)
+# Debian packages for the -sys crates (mpi needs libclang + OpenMPI; the loader's scaled JPEG
+# decoding links libjpeg-turbo) and the test oracles.
+APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config libjpeg62-turbo-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
