@@ -12,9 +12,10 @@ mkdir -p "$STAMP_DIR"
 
 log() { echo "[setup] $*" >&2; }
 
-# Debian packages for the -sys crates (mpi needs libclang + OpenMPI) and the test oracles;
-# chromium renders `palisade report`'s HTML page headless in tests/e2e/report.rs.
-APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config chromium)
+# Debian packages for the -sys crates (mpi needs libclang + OpenMPI; the loader's scaled JPEG
+# decoding links libjpeg-turbo) and the test oracles; chromium renders `palisade report`'s HTML
+# page headless in tests/e2e/report.rs.
+APT_PKGS=(libopenmpi-dev openmpi-bin libclang-dev pkg-config libjpeg62-turbo-dev chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,7 +20,42 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
             bytes.len()
         ))
     })?;
-    Ok(img.to_rgb8())
+    // `into_rgb8` keeps an RGB decode's buffer instead of copying it.
+    Ok(img.into_rgb8())
+}
+
+/// Whether `bytes` start like a JPEG file.
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+}
+
+/// Decodes an image that will be resized to `side`×`side` (0: keep full size): a JPEG through
+/// libjpeg-turbo at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still covers `side` on both
+/// sides (`crate::jpeg`); other formats, and JPEGs libjpeg refuses (CMYK, damaged), as
+/// [`decode_rgb`] does, with its error message.
+pub fn decode_rgb_for(bytes: &[u8], side: u32) -> Result<RgbImage> {
+    if is_jpeg(bytes) {
+        if let Ok((img, _)) = crate::jpeg::decode_scaled(bytes, side) {
+            return Ok(img);
+        }
+    }
+    decode_rgb(bytes)
+}
+
+/// As [`decode_rgb_for`], into `pixels` (reused between images; it only grows and the image is
+/// its first width × height × 3 bytes). Returns (width, height).
+pub fn decode_rgb_into(bytes: &[u8], side: u32, pixels: &mut Vec<u8>) -> Result<(u32, u32)> {
+    if is_jpeg(bytes) {
+        if let Ok((w, h, _)) =
+            crate::jpeg::decode_scaled_into(bytes, side, crate::jpeg::SCALES, pixels)
+        {
+            return Ok((w, h));
+        }
+    }
+    let img = decode_rgb(bytes)?;
+    let dims = img.dimensions();
+    *pixels = img.into_raw();
+    Ok(dims)
 }
 
 /// Resizes to `size`×`size` (bilinear) and writes CHW values in [-1, 1] into `out`.
@@ -39,37 +74,74 @@ pub fn to_model_input_with(
     out: &mut [f32],
     filter: crate::augment::Filter,
 ) {
+    rgb_to_model_input(img.as_raw(), img.width(), img.height(), size, out, filter)
+}
+
+/// As [`to_model_input_with`], from raw RGB bytes (`width` × `height` × 3 of them).
+///
+/// Panics if `out.len() != 3 * size * size` or `pixels` is too short, which are caller bugs.
+pub fn rgb_to_model_input(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    size: usize,
+    out: &mut [f32],
+    filter: crate::augment::Filter,
+) {
     let plane = size * size;
     assert_eq!(
         out.len(),
         3 * plane,
         "output buffer must hold 3×{size}×{size}"
     );
+    let pixels = &pixels[..width as usize * height as usize * 3];
     let side = u32::try_from(size).unwrap_or(u32::MAX);
     // Skip the resampling copy when the image already has the model's size.
-    let resized;
-    let pixels: &[u8] = if img.width() == side && img.height() == side {
-        img.as_raw()
+    if width == side && height == side {
+        normalise(pixels, out);
     } else {
-        resized = resize(img, side, filter);
-        &resized
-    };
+        RESIZED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            resize(pixels, width, height, side, filter, &mut buf);
+            normalise(&buf, out);
+        });
+    }
+}
+
+/// Interleaved RGB bytes to planar CHW values in [-1, 1].
+fn normalise(pixels: &[u8], out: &mut [f32]) {
+    let plane = out.len() / 3;
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in pixels.chunks_exact(3).enumerate() {
-        r[i] = f32::from(px[0]) * (1.0 / 127.5) - 1.0;
-        g[i] = f32::from(px[1]) * (1.0 / 127.5) - 1.0;
-        b[i] = f32::from(px[2]) * (1.0 / 127.5) - 1.0;
+    for (((px, r), g), b) in pixels
+        .chunks_exact(3)
+        .zip(r.iter_mut())
+        .zip(g.iter_mut())
+        .zip(b.iter_mut())
+    {
+        *r = f32::from(px[0]) * (1.0 / 127.5) - 1.0;
+        *g = f32::from(px[1]) * (1.0 / 127.5) - 1.0;
+        *b = f32::from(px[2]) * (1.0 / 127.5) - 1.0;
     }
 }
 
 thread_local! {
     /// Each decode thread keeps its resizer (and its scratch buffers) between images.
     static RESIZER: std::cell::RefCell<fast_image_resize::Resizer> = std::cell::RefCell::new(fast_image_resize::Resizer::new());
+    /// And its resized image, so no image allocates (or faults in) fresh memory.
+    static RESIZED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Resize with antialiasing (the filter widens when shrinking, as PIL's), to `side`².
-fn resize(img: &RgbImage, side: u32, filter: crate::augment::Filter) -> Vec<u8> {
+/// Resizes `pixels` (`width`×`height` RGB) with antialiasing (the filter widens when shrinking,
+/// as PIL's) to `side`², into `out`.
+fn resize(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    side: u32,
+    filter: crate::augment::Filter,
+    out: &mut Vec<u8>,
+) {
     use fast_image_resize::{
         images::Image, images::ImageRef, FilterType as F, PixelType, ResizeAlg, ResizeOptions,
     };
@@ -78,15 +150,18 @@ fn resize(img: &RgbImage, side: u32, filter: crate::augment::Filter) -> Vec<u8> 
         crate::augment::Filter::Bicubic => F::CatmullRom,
     };
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(f));
-    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3);
-    let mut dst = Image::new(side, side, PixelType::U8x3);
-    let ok =
-        src.is_ok_and(|src| RESIZER.with(|r| r.borrow_mut().resize(&src, &mut dst, &opts).is_ok()));
-    if ok {
-        dst.into_vec()
-    } else {
+    let n = side as usize * side as usize * 3;
+    out.resize(n, 0);
+    let src = ImageRef::new(width, height, pixels, PixelType::U8x3);
+    let ok = src.is_ok_and(|src| {
+        Image::from_slice_u8(side, side, &mut out[..], PixelType::U8x3).is_ok_and(|mut dst| {
+            RESIZER.with(|r| r.borrow_mut().resize(&src, &mut dst, &opts).is_ok())
+        })
+    });
+    if !ok {
         // Unreachable for valid RGB buffers; keep a correct (slower) path rather than panic.
-        imageops::resize(img, side, side, FilterType::Triangle).into_raw()
+        let img = RgbImage::from_raw(width, height, pixels.to_vec()).unwrap_or_default();
+        *out = imageops::resize(&img, side, side, FilterType::Triangle).into_raw();
     }
 }
 
@@ -166,6 +241,48 @@ mod tests {
         assert_eq!(&out[0..4], &[-1.0, 1.0, -1.0, -1.0]);
         assert_eq!(&out[4..8], &[-1.0; 4]);
         assert_eq!(&out[8..12], &[1.0, -1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn jpegs_decode_at_a_reduced_scale_that_still_covers_the_side() {
+        let img = RgbImage::from_fn(480, 360, |x, y| Rgb([(x / 2) as u8, (y / 2) as u8, 128]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&img)
+            .unwrap();
+        // Half size would be 240 × 180, short of 224: full size; for 160 half size covers it.
+        assert_eq!(decode_rgb_for(&jpeg, 224).unwrap().dimensions(), (480, 360));
+        assert_eq!(decode_rgb_for(&jpeg, 160).unwrap().dimensions(), (240, 180));
+        assert_eq!(decode_rgb_for(&jpeg, 0).unwrap().dimensions(), (480, 360));
+        // The model input barely differs from a full decode's (in 0..255 levels).
+        let (mut full, mut scaled) = (vec![0.0; 3 * 64 * 64], vec![0.0; 3 * 64 * 64]);
+        to_model_input(&decode_rgb(&jpeg).unwrap(), 64, &mut full);
+        let mut buf = vec![0; 10];
+        let (w, h) = decode_rgb_into(&jpeg, 64, &mut buf).unwrap();
+        assert_eq!((w, h), (120, 90));
+        rgb_to_model_input(
+            &buf,
+            w,
+            h,
+            64,
+            &mut scaled,
+            crate::augment::Filter::Bilinear,
+        );
+        let mean = full
+            .iter()
+            .zip(&scaled)
+            .map(|(a, b)| f64::from((a - b).abs()))
+            .sum::<f64>()
+            / full.len() as f64
+            * 127.5;
+        assert!(mean < 1.5, "mean difference {mean} levels");
+        // Other formats decode as before, into the same reused buffer.
+        let png = encode_png(&sample()).unwrap();
+        assert_eq!(decode_rgb_into(&png, 64, &mut buf).unwrap(), (8, 6));
+        assert_eq!(&buf[..8 * 6 * 3], sample().as_raw().as_slice());
+        // What libjpeg refuses goes to the image crate, whose reason is reported.
+        let e = decode_rgb_for(b"\xff\xd8\xff not really", 64).unwrap_err();
+        assert!(e.to_string().contains("could not decode"), "{e}");
     }
 
     #[test]

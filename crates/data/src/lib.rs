@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod image_ops;
 pub mod inspect;
+pub mod jpeg;
 pub mod loader;
 pub mod loc;
 pub mod mixture;

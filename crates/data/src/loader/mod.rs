@@ -368,7 +368,11 @@ fn fill(
         if rows.is_empty() {
             break;
         }
-        for (origin, sample) in prep.run(rows) {
+        let n_rows = rows.len();
+        let results = prep.run(rows, builder.pixel_slots(n_rows));
+        let ok: Vec<bool> = results.iter().map(|(_, s)| s.is_ok()).collect();
+        builder.keep_slots(&ok);
+        for (origin, sample) in results {
             match sample {
                 Ok(s) => builder.push(s),
                 Err(reason) => {
