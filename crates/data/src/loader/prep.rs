@@ -82,15 +82,25 @@ impl Prep {
         pixels: &mut [f32],
     ) -> Vec<(Origin, std::result::Result<Sample, String>)> {
         let slot = self.slot();
+        let one = |(row, out): (RawRow, &mut [f32])| {
+            (
+                row.origin,
+                row.fields.and_then(|f| self.sample(f, row.epoch, out)),
+            )
+        };
+        if self.pool.current_num_threads() == 1 {
+            // One thread: stay on the caller's, with its warm caches, instead of handing every
+            // batch to a second thread (and core) and waiting for it.
+            return rows
+                .into_iter()
+                .zip(pixels.chunks_mut(slot))
+                .map(one)
+                .collect();
+        }
         self.pool.install(|| {
             rows.into_par_iter()
                 .zip(pixels.par_chunks_mut(slot))
-                .map(|(row, out)| {
-                    (
-                        row.origin,
-                        row.fields.and_then(|f| self.sample(f, row.epoch, out)),
-                    )
-                })
+                .map(one)
                 .collect()
         })
     }
