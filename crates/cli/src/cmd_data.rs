@@ -377,23 +377,12 @@ pub fn run(c: Command) -> Result<()> {
         }
         Command::Synth(Synth::Tasks(a)) => {
             let summary = palisade_data::write_shapes_tasks(&a.out, &a.shapes_config())?;
-            let tok = palisade_data::TextTokenizer::train(&summary.texts, a.vocab_size)?
-                .with_loc_tokens();
-            let tok_path = a.out.join("tokenizer.json");
-            tok.save(&tok_path)?;
-            for (task, shards, n) in &summary.tasks {
-                println!(
-                    "{}: {n} rows in {} shards under {}",
-                    task.name(),
-                    shards.len(),
-                    a.out.join(task.name()).display()
-                );
-            }
-            println!(
-                "tokenizer: {} tokens (with location tokens) in {}",
-                tok.vocab_size(),
-                tok_path.display()
-            );
+            let tasks: Vec<_> = summary
+                .tasks
+                .iter()
+                .map(|(t, shards, n)| (t.name(), shards.len(), *n))
+                .collect();
+            finish_task_shards(&a.out, &summary.texts, a.vocab_size, &tasks, "")?;
         }
         Command::Synth(Synth::Video(a)) => {
             let cfg = palisade_data::VideoConfig {
@@ -406,23 +395,18 @@ pub fn run(c: Command) -> Result<()> {
                 seed: a.seed,
             };
             let summary = palisade_data::write_video_tasks(&a.out, &cfg)?;
-            let tok = palisade_data::TextTokenizer::train(&summary.texts, a.vocab_size)?
-                .with_loc_tokens();
-            let tok_path = a.out.join("tokenizer.json");
-            tok.save(&tok_path)?;
-            for (task, shards, n) in &summary.tasks {
-                println!(
-                    "{}: {n} rows (spec video) in {} shards under {}",
-                    task.name(),
-                    shards.len(),
-                    a.out.join(task.name()).display()
-                );
-            }
-            println!(
-                "tokenizer: {} tokens (with location tokens) in {}",
-                tok.vocab_size(),
-                tok_path.display()
-            );
+            let tasks: Vec<_> = summary
+                .tasks
+                .iter()
+                .map(|(t, shards, n)| (t.name(), shards.len(), *n))
+                .collect();
+            finish_task_shards(
+                &a.out,
+                &summary.texts,
+                a.vocab_size,
+                &tasks,
+                " (spec video)",
+            )?;
         }
         Command::Synth(Synth::Shapes(a)) => {
             let summary = palisade_data::write_shapes(&a.out, &a.shapes_config())?;
@@ -438,5 +422,31 @@ pub fn run(c: Command) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Trains the task shards' tokenizer (with location tokens) into `out` and prints what was
+/// written: `(task, shards, rows)` per task.
+fn finish_task_shards(
+    out: &std::path::Path,
+    texts: &[String],
+    vocab_size: usize,
+    tasks: &[(&str, usize, usize)],
+    note: &str,
+) -> Result<()> {
+    let tok = palisade_data::TextTokenizer::train(texts, vocab_size)?.with_loc_tokens();
+    let tok_path = out.join("tokenizer.json");
+    tok.save(&tok_path)?;
+    for (task, shards, n) in tasks {
+        println!(
+            "{task}: {n} rows{note} in {shards} shards under {}",
+            out.join(task).display()
+        );
+    }
+    println!(
+        "tokenizer: {} tokens (with location tokens) in {}",
+        tok.vocab_size(),
+        tok_path.display()
+    );
     Ok(())
 }
