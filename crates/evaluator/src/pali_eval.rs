@@ -85,7 +85,7 @@ fn predict(
             palisade_model::autocast::bf16(cuda, || -> Result<_> {
                 let enc = model.encode(&pixels, &ids, &mask)?;
                 let out = generate(&model.lm, &enc.states, &enc.mask, gen)?;
-                let loss = model.loss(&pixels, &ids, &mask, &labels, 0.0)?;
+                let loss = model.loss_from(&enc, &labels, 0.0)?;
                 Ok((out, loss.double_value(&[])))
             })
         })?;

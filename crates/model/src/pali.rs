@@ -344,8 +344,20 @@ impl PaliModel {
         labels: &Tensor,
         label_smoothing: f64,
     ) -> Result<Tensor> {
+        let enc = self.encode(pixel_values, input_ids, attention_mask)?;
+        self.loss_from(&enc, labels, label_smoothing)
+    }
+
+    /// The same loss from inputs already encoded (evaluation decodes from the same encoding).
+    pub fn loss_from(
+        &self,
+        enc: &Encoded,
+        labels: &Tensor,
+        label_smoothing: f64,
+    ) -> Result<Tensor> {
         let decoder_input_ids = self.lm.shift_right(labels);
-        let logits = self.forward(pixel_values, input_ids, attention_mask, &decoder_input_ids)?;
+        self.lm.check_ids("decoder_input_ids", &decoder_input_ids)?;
+        let logits = self.lm.decode(&decoder_input_ids, &enc.states, &enc.mask);
         Ok(token_cross_entropy(&logits, labels, label_smoothing))
     }
 

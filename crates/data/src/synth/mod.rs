@@ -1,5 +1,6 @@
 //! Synthetic scenes of coloured shapes, and clips of them moving, written as Parquet shards.
 
+mod columns;
 mod draw;
 mod scene;
 mod tasks;

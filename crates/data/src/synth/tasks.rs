@@ -13,6 +13,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
+use super::columns::{list_array, list_of, utf8};
 use super::scene::POSITIONS;
 use super::write::{make_row, Row};
 use super::ShapesConfig;
@@ -161,18 +162,6 @@ fn split_of(index: usize) -> &'static str {
     }
 }
 
-fn utf8(n: &str) -> Field {
-    Field::new(n, DataType::Utf8, false)
-}
-
-fn list_of(n: &str, item: DataType) -> Field {
-    Field::new(
-        n,
-        DataType::List(Arc::new(Field::new_list_field(item, false))),
-        false,
-    )
-}
-
 fn schema(task: Task) -> SchemaRef {
     let image = Field::new("image", DataType::Binary, false);
     Arc::new(Schema::new(match task {
@@ -219,12 +208,8 @@ fn string_lists<T>(
     f: impl Fn(&T) -> Vec<String>,
 ) -> std::result::Result<ArrayRef, String> {
     let lists: Vec<Vec<String>> = items.iter().map(f).collect();
-    let values = StringArray::from_iter_values(lists.iter().flatten());
-    let offsets = OffsetBuffer::from_lengths(lists.iter().map(Vec::len));
-    let field = Arc::new(Field::new_list_field(DataType::Utf8, false));
-    Ok(Arc::new(
-        ListArray::try_new(field, offsets, Arc::new(values), None).map_err(|e| e.to_string())?,
-    ))
+    let values = Arc::new(StringArray::from_iter_values(lists.iter().flatten()));
+    list_array(DataType::Utf8, values, lists.iter().map(Vec::len))
 }
 
 fn batch(

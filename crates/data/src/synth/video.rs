@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryArray, Float64Array, ListArray, RecordBatch, StringArray};
-use arrow::buffer::OffsetBuffer;
+use arrow::array::{ArrayRef, BinaryArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::columns::{self, list_of, utf8};
 use super::scene::{article, Scene, SceneObject, COLORS, SHAPES};
 use super::{draw, Task};
 use crate::error::{DataError, Result};
@@ -261,18 +261,6 @@ fn make_clip(index: usize, cfg: &VideoConfig) -> Result<Clip> {
     })
 }
 
-fn utf8(n: &str) -> Field {
-    Field::new(n, DataType::Utf8, false)
-}
-
-fn list_of(n: &str, item: DataType) -> Field {
-    Field::new(
-        n,
-        DataType::List(Arc::new(Field::new_list_field(item, false))),
-        false,
-    )
-}
-
 fn schema(task: Task) -> SchemaRef {
     let mut fields = vec![
         utf8("id"),
@@ -293,11 +281,9 @@ fn schema(task: Task) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// A list column, its error as the video writer reports it.
 fn list_array(item: DataType, values: ArrayRef, lengths: Vec<usize>) -> Result<ArrayRef> {
-    let field = Arc::new(Field::new_list_field(item, false));
-    ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), values, None)
-        .map(|a| Arc::new(a) as ArrayRef)
-        .map_err(|e| DataError::config("video", e.to_string()))
+    columns::list_array(item, values, lengths).map_err(|e| DataError::config("video", e))
 }
 
 /// The rows of `task` for `clips`: one per clip (captions) or per question (VQA).
