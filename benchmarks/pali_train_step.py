@@ -62,7 +62,7 @@ def main() -> None:
     med = statistics.median(times)
     print(json.dumps({"impl": "pytorch-eager transformers SiglipVisionModel+T5", "params": sum(p.numel() for p in params),
                       "batch_size": a.batch, "threads": torch.get_num_threads(), "steps": a.steps,
-                      "ms_per_step_median": med, "pairs_per_sec": a.batch * 1000 / med}))
+                      "ms_per_step_median": med, "examples_per_sec": a.batch * 1000 / med}))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main() -> None:
     print(json.dumps({"impl": "pytorch-eager transformers SiglipModel", "torch": torch.__version__, "params": params,
                       "batch_size": a.batch, "threads": torch.get_num_threads(), "steps": a.steps,
                       "ms_per_step_median": med, "ms_per_step_mean": statistics.mean(times),
-                      "pairs_per_sec": a.batch * 1000 / med}))
+                      "examples_per_sec": a.batch * 1000 / med}))
 
 
 if __name__ == "__main__":

@@ -144,21 +144,9 @@ fn a_failed_resume_leaves_checkpoints_intact() {
 fn a_checkpoint_that_does_not_fit_names_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = tiny_config(d, "");
-    let run = d.join("run");
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--no-progress",
-            "--stop-at-step",
-            "2",
-        ],
-    );
-    let ckpt = run.join("checkpoints/step-00000002");
+    // A copy of the shared run's checkpoint, whose config this test edits.
+    let ckpt = d.join("ckpt");
+    copy_dir(&trained_run().run.join("checkpoints/step-00000006"), &ckpt);
     let cfg_path = ckpt.join("config.json");
     let text_cfg = std::fs::read_to_string(&cfg_path).unwrap().replace(
         "\"max_position_embeddings\": 12",

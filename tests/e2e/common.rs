@@ -78,6 +78,76 @@ pub fn tiny_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// A tiny SigLIP run (`tiny_config`, 6 steps, checkpoints at 4 and 6) trained once per test
+/// binary, for the tests that only read a trained run; a test that changes its files copies
+/// them first.
+pub struct TrainedRun {
+    /// The folder holding the data, the config and the run.
+    pub dir: PathBuf,
+    /// The experiment config.
+    pub cfg: PathBuf,
+    /// The run folder.
+    pub run: PathBuf,
+    /// What `palisade train` printed on stdout.
+    pub stdout: String,
+}
+
+/// The shared trained run (trained on first use, once per test process).
+pub fn trained_run() -> &'static TrainedRun {
+    static RUN: std::sync::OnceLock<TrainedRun> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        // One folder per test process (a runner may start one per test), left for the next
+        // run to remove once its process has gone.
+        const PREFIX: &str = "e2e-trained-run-";
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let gone = name
+                .strip_prefix(PREFIX)
+                .is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+            if gone {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the trained run's folder");
+        let cfg = tiny_config(&dir, "");
+        let run = dir.join("run");
+        let stdout = palisade_ok(
+            &dir,
+            &[
+                "train",
+                cfg.to_str().unwrap(),
+                "--run-dir",
+                run.to_str().unwrap(),
+                "--no-progress",
+                "--set",
+                "train.keep_last=2",
+            ],
+        );
+        TrainedRun {
+            dir,
+            cfg,
+            run,
+            stdout,
+        }
+    })
+}
+
+/// Copies the folder `from` into the new folder `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 /// All tensors of a safetensors file, by name.
 pub fn read_tensors(path: &Path) -> std::collections::BTreeMap<String, tch::Tensor> {
     tch::Tensor::read_safetensors(path)
@@ -95,25 +165,34 @@ pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
         .double_value(&[])
 }
 
+/// Trains `cfg` with `extra` arguments into the run folder `d/name`.
+pub fn train_into(d: &Path, cfg: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let run = d.join(name);
+    let mut args = vec![
+        "train",
+        cfg,
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--no-progress",
+    ];
+    args.extend(extra);
+    palisade_ok(d, &args);
+    run
+}
+
 /// Trains `cfg` (plus `extra` arguments) straight through into `d/a`, and into `d/b` stopped
 /// after `stop` steps and then resumed; returns both run folders.
 pub fn straight_and_resumed(d: &Path, cfg: &str, stop: u64, extra: &[&str]) -> (PathBuf, PathBuf) {
-    let (a, b) = (d.join("a"), d.join("b"));
+    let a = train_into(d, cfg, "a", extra);
     let stop = stop.to_string();
-    let run = |dir: &Path, more: &[&str]| {
-        let mut args = vec![
-            "train",
-            cfg,
-            "--run-dir",
-            dir.to_str().unwrap(),
-            "--no-progress",
-        ];
-        args.extend(more);
-        args.extend(extra);
-        palisade_ok(d, &args);
-    };
-    run(&a, &[]);
-    run(&b, &["--stop-at-step", &stop]);
-    run(&b, &["--resume"]);
+    let stopped: Vec<&str> = ["--stop-at-step", stop.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let b = train_into(d, cfg, "b", &stopped);
+    let resumed: Vec<&str> = std::iter::once("--resume")
+        .chain(extra.iter().copied())
+        .collect();
+    train_into(d, cfg, "b", &resumed);
     (a, b)
 }

@@ -266,21 +266,8 @@ fn image_file(path: &Path) {
 fn a_stage0_siglip_checkpoint_initialises_the_vit_at_a_new_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = tiny_config(d, "");
-    let run = d.join("run");
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--no-progress",
-            "--stop-at-step",
-            "2",
-        ],
-    );
-    let siglip = run.join("checkpoints/step-00000002");
+    let trained = trained_run();
+    let siglip = trained.run.join("checkpoints/step-00000006");
     let pali = d.join("pali");
     // The SigLIP model ran at 16 px (2×2 patches of 8); the PaLI model runs at 32 px (4×4).
     palisade_ok(
@@ -291,7 +278,7 @@ fn a_stage0_siglip_checkpoint_initialises_the_vit_at_a_new_resolution() {
             "--preset",
             "mu",
             "--tokenizer",
-            d.join("data/tokenizer.json").to_str().unwrap(),
+            trained.dir.join("data/tokenizer.json").to_str().unwrap(),
             "--siglip",
             siglip.to_str().unwrap(),
             "--image-size",

@@ -21,19 +21,7 @@ fn train_steps(jsonl: &Path) -> Vec<(u64, f64)> {
 
 #[test]
 fn tensorboard_reader_loads_the_logged_scalars() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(dir.path(), "");
-    let run = dir.path().join("run");
-    palisade_ok(
-        dir.path(),
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--no-progress",
-        ],
-    );
+    let run = &trained_run().run;
     let json = oracle("read_tensorboard.py", &[run.join("tb").to_str().unwrap()]);
     let scalars: BTreeMap<String, Vec<(u64, f64)>> = serde_json::from_str(&json).unwrap();
     for tag in [
@@ -79,119 +67,11 @@ fn tensorboard_reader_loads_the_logged_scalars() {
 }
 
 #[test]
-fn interrupted_run_resumes_to_the_same_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let cfg = tiny_config(d, "");
-    let cfg = cfg.to_str().unwrap();
-    let (a, b) = (d.join("a"), d.join("b"));
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            a.to_str().unwrap(),
-            "--no-progress",
-        ],
-    );
-    // B is stopped mid-epoch after step 3 (between checkpoints), then resumed.
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            b.to_str().unwrap(),
-            "--no-progress",
-            "--stop-at-step",
-            "3",
-        ],
-    );
-    assert!(b.join("checkpoints/step-00000003").exists());
-    assert!(
-        !b.join("report/eval.json").exists(),
-        "a stopped run does not report"
-    );
-    // Without --resume an existing run is refused, and left as it was.
-    let again = palisade(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            b.to_str().unwrap(),
-            "--no-progress",
-        ],
-    );
-    assert!(!again.status.success());
-    assert!(text(&again).contains("--resume"), "{}", text(&again));
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            b.to_str().unwrap(),
-            "--no-progress",
-            "--resume",
-        ],
-    );
-
-    for file in ["model.safetensors", "optimizer.safetensors"] {
-        let wa = read_tensors(&a.join("checkpoints/step-00000006").join(file));
-        let wb = read_tensors(&b.join("checkpoints/step-00000006").join(file));
-        assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
-        for (name, t) in &wa {
-            let diff = max_abs_diff(t, &wb[name]);
-            assert!(
-                diff <= 1e-6,
-                "{file} {name} differs by {diff:e} after resume"
-            );
-        }
-    }
-    let sa: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(a.join("checkpoints/step-00000006/state.json")).unwrap(),
-    )
-    .unwrap();
-    let sb: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(b.join("checkpoints/step-00000006/state.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(sa["data_cursors"], sb["data_cursors"]);
-    assert_eq!(sa["examples_seen"], sb["examples_seen"]);
-    // Each step is logged once, with the same losses as the uninterrupted run.
-    let (la, lb) = (
-        train_steps(&a.join("metrics.jsonl")),
-        train_steps(&b.join("metrics.jsonl")),
-    );
-    assert_eq!(
-        la.iter().map(|x| x.0).collect::<Vec<_>>(),
-        lb.iter().map(|x| x.0).collect::<Vec<_>>()
-    );
-    for ((s, x), (_, y)) in la.iter().zip(&lb) {
-        assert!((x - y).abs() < 1e-5, "step {s}: loss {x} vs {y}");
-    }
-}
-
-#[test]
 fn a_run_writes_its_config_checkpoints_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = tiny_config(d, "");
-    let run = d.join("run");
-    let stdout = palisade_ok(
-        d,
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--no-progress",
-            "--set",
-            "train.keep_last=2",
-        ],
-    );
+    let trained = trained_run();
+    let (cfg, run, stdout) = (&trained.cfg, &trained.run, &trained.stdout);
     assert!(stdout.contains("| image to text | R@1 |"), "{stdout}");
     let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
@@ -311,41 +191,127 @@ fn a_run_writes_its_config_checkpoints_and_report() {
     }
 }
 
+/// Trains `cfg` with `extra` arguments into the run folder `d/name`, straight through.
+fn train_into(d: &Path, cfg: &str, name: &str, extra: &[&str]) -> std::path::PathBuf {
+    let run = d.join(name);
+    let mut args = vec![
+        "train",
+        cfg,
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--no-progress",
+    ];
+    args.extend(extra);
+    palisade_ok(d, &args);
+    run
+}
+
+fn same_tensors(a: &Path, b: &Path, what: &str) {
+    let (ta, tb) = (read_tensors(a), read_tensors(b));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (name, t) in &ta {
+        let diff = max_abs_diff(t, &tb[name]);
+        assert!(diff <= 1e-6, "{what}: {name} differs by {diff:e}");
+    }
+}
+
+fn state(run: &Path, step: &str) -> serde_json::Value {
+    let p = run.join("checkpoints").join(step).join("state.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// One interrupted run through every stateful part of the input path — augmentation (a crop
+/// and flip drawn per row and epoch), a 40-row shuffle buffer sliding through the 192-row
+/// epoch, batches read 3 ahead on a thread — stopped mid-epoch between checkpoints and resumed,
+/// ends where the uninterrupted run does.
 #[test]
-fn augmented_runs_resume_exactly_too() {
+fn interrupted_runs_resume_exactly_through_augmentation_and_prefetch() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = tiny_config(d, "");
     let cfg = cfg.to_str().unwrap();
-    let aug = [
+    let aug = "data.augment={crop_scale: [0.3, 1.0], flip: true, resize: bicubic}";
+    let knobs = [
         "--set",
-        "data.augment={crop_scale: [0.3, 1.0], flip: true, resize: bicubic}",
+        aug,
+        "--set",
+        "data.shuffle_buffer=40",
+        "--set",
+        "data.prefetch=3",
     ];
-    let (a, b) = straight_and_resumed(d, cfg, 3, &aug);
+    let a = train_into(d, cfg, "a", &knobs);
+    // B is stopped after step 3 (between checkpoints), then resumed.
+    let mut stop = knobs.to_vec();
+    stop.extend(["--stop-at-step", "3"]);
+    let b = train_into(d, cfg, "b", &stop);
+    assert!(b.join("checkpoints/step-00000003").exists());
+    assert!(
+        !b.join("report/eval.json").exists(),
+        "a stopped run does not report"
+    );
+    // The saved position is what the steps consumed: 3 batches of 16, through the buffer.
+    let stopped = state(&b, "step-00000003");
+    assert_eq!(
+        stopped["data_cursors"][0]["shuffled"],
+        serde_json::json!({"buffer": 40, "taken": 48}),
+        "{stopped}"
+    );
+    // Without --resume an existing run is refused, and left as it was.
+    let mut again = vec![
+        "train",
+        cfg,
+        "--run-dir",
+        b.to_str().unwrap(),
+        "--no-progress",
+    ];
+    again.extend(knobs);
+    let refused = palisade(d, &again);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("--resume"), "{}", text(&refused));
+    again.push("--resume");
+    palisade_ok(d, &again);
+
+    let last = "checkpoints/step-00000006";
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        same_tensors(&a.join(last).join(file), &b.join(last).join(file), file);
+    }
+    let (sa, sb) = (state(&a, "step-00000006"), state(&b, "step-00000006"));
+    assert_eq!(sa["data_cursors"], sb["data_cursors"]);
+    assert_eq!(sa["examples_seen"], sb["examples_seen"]);
+    // Each step is logged once, with the same losses as the uninterrupted run.
     let (la, lb) = (
         train_steps(&a.join("metrics.jsonl")),
         train_steps(&b.join("metrics.jsonl")),
     );
     assert_eq!(la.len(), 6);
+    assert_eq!(
+        la.iter().map(|x| x.0).collect::<Vec<_>>(),
+        lb.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
     for ((s, x), (_, y)) in la.iter().zip(&lb) {
-        assert!((x - y).abs() < 1e-5, "step {s}: {x} vs {y}");
+        assert!((x - y).abs() < 1e-5, "step {s}: loss {x} vs {y}");
     }
-    // Augmentation changes what the model sees: the losses differ from an unaugmented run.
-    let c = d.join("c");
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            c.to_str().unwrap(),
-            "--no-progress",
-        ],
+
+    // Prefetching changes nothing but timing: the same run read in the step's thread agrees.
+    let mut unprefetched = knobs.to_vec();
+    unprefetched[5] = "data.prefetch=0";
+    let c = train_into(d, cfg, "c", &unprefetched);
+    same_tensors(
+        &a.join(last).join("model.safetensors"),
+        &c.join(last).join("model.safetensors"),
+        "prefetch 3 vs 0",
     );
     let lc = train_steps(&c.join("metrics.jsonl"));
-    assert!(la
+    assert_eq!(la.len(), lc.len());
+    for ((s, x), (_, y)) in la.iter().zip(&lc) {
+        assert!((x - y).abs() < 1e-6, "step {s}: {x} vs {y}");
+    }
+    // Augmentation changes what the model sees: the losses differ from the same run without it.
+    let plain = train_into(d, cfg, "plain", &unprefetched[2..]);
+    let lp = train_steps(&plain.join("metrics.jsonl"));
+    assert!(lc
         .iter()
-        .zip(&lc)
+        .zip(&lp)
         .skip(1)
         .any(|((_, x), (_, y))| (x - y).abs() > 1e-4));
     // A bad range is refused with its key.
@@ -363,69 +329,4 @@ fn augmented_runs_resume_exactly_too() {
         "{}",
         text(&o)
     );
-}
-
-#[test]
-fn prefetched_runs_through_a_shuffle_buffer_resume_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let cfg = tiny_config(d, "");
-    let cfg = cfg.to_str().unwrap();
-    // A buffer of 40 of the 192 rows slides through the epoch; batches are read 3 ahead.
-    let buffered = [
-        "--set",
-        "data.shuffle_buffer=40",
-        "--set",
-        "data.prefetch=3",
-    ];
-    let (a, b) = straight_and_resumed(d, cfg, 3, &buffered);
-    // The saved position is what the steps consumed: 3 batches of 16, through the buffer.
-    let stopped: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(b.join("checkpoints/step-00000003/state.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        stopped["data_cursors"][0]["shuffled"],
-        serde_json::json!({"buffer": 40, "taken": 48}),
-        "{stopped}"
-    );
-    let last = "checkpoints/step-00000006/model.safetensors";
-    let (wa, wb) = (read_tensors(&a.join(last)), read_tensors(&b.join(last)));
-    for (name, t) in &wa {
-        assert!(
-            max_abs_diff(t, &wb[name]) <= 1e-6,
-            "{name} differs after resume"
-        );
-    }
-    // Prefetching changes nothing but timing: the same run read in the step's thread agrees.
-    let c = d.join("c");
-    palisade_ok(
-        d,
-        &[
-            "train",
-            cfg,
-            "--run-dir",
-            c.to_str().unwrap(),
-            "--no-progress",
-            "--set",
-            "data.shuffle_buffer=40",
-            "--set",
-            "data.prefetch=0",
-        ],
-    );
-    let wc = read_tensors(&c.join(last));
-    for (name, t) in &wa {
-        assert!(
-            max_abs_diff(t, &wc[name]) <= 1e-6,
-            "{name}: prefetch 3 vs 0"
-        );
-    }
-    let (la, lc) = (
-        train_steps(&a.join("metrics.jsonl")),
-        train_steps(&c.join("metrics.jsonl")),
-    );
-    assert_eq!(la.len(), lc.len());
-    for ((s, x), (_, y)) in la.iter().zip(&lc) {
-        assert!((x - y).abs() < 1e-6, "step {s}: {x} vs {y}");
-    }
 }

@@ -1,10 +1,8 @@
 //! `palisade import`.
 
-use crate::out_folder::write_folder;
-use anyhow::{Context, Result};
-use palisade_model::t5::T5Checkpoint;
-use palisade_model::SiglipModel;
-use std::path::{Path, PathBuf};
+use anyhow::Result;
+use palisade_trainer::model_folders;
+use std::path::PathBuf;
 
 /// Import sources.
 #[derive(clap::Subcommand, Debug)]
@@ -27,30 +25,12 @@ pub enum Command {
     },
 }
 
-/// Runs an import.
+/// Runs an import and says what it wrote.
 pub fn run(c: Command) -> Result<()> {
-    match c {
-        Command::HfSiglip { hf_dir, out } => {
-            let model = SiglipModel::load(&hf_dir, tch::Device::Cpu)
-                .with_context(|| format!("importing {}", hf_dir.display()))?;
-            write_folder(&out, |d| Ok(model.save(d)?))?;
-            report(&hf_dir, &model.vs, &out);
-        }
-        Command::HfT5 { hf_dir, out } => {
-            let t5 = T5Checkpoint::load(&hf_dir, tch::Device::Cpu)
-                .with_context(|| format!("importing {}", hf_dir.display()))?;
-            write_folder(&out, |d| Ok(t5.save(d)?))?;
-            report(&hf_dir, &t5.vs, &out);
-        }
-    }
+    let written = match c {
+        Command::HfSiglip { hf_dir, out } => model_folders::import_siglip(&hf_dir, &out)?,
+        Command::HfT5 { hf_dir, out } => model_folders::import_t5(&hf_dir, &out)?,
+    };
+    println!("{written}");
     Ok(())
-}
-
-fn report(from: &Path, vs: &tch::nn::VarStore, out: &Path) {
-    let params: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
-    println!(
-        "imported {} ({params} parameters) to {}",
-        from.display(),
-        out.display()
-    );
 }

@@ -1,7 +1,7 @@
 //! `palisade score`: score predictions in the official result formats.
 
 use anyhow::Result;
-use palisade_evaluator::score;
+use palisade_metrics::score;
 use std::path::PathBuf;
 
 /// What to score.
@@ -54,13 +54,7 @@ pub fn run(c: Command) -> Result<()> {
         Command::Refcoco {
             predictions,
             references,
-        } => {
-            let mut shards = Vec::new();
-            for r in &references {
-                shards.extend(palisade_data::resolve_shards(r, std::path::Path::new("."))?);
-            }
-            score::score_refcoco(&predictions, &shards)?
-        }
+        } => score::score_refcoco(&predictions, &references)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

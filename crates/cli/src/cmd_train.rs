@@ -26,7 +26,7 @@ pub struct Args {
     no_progress: bool,
 }
 
-/// Loads the config and trains.
+/// Loads the config and trains; prints the final report.
 pub fn run(a: Args) -> Result<()> {
     let cfg = ExperimentConfig::load(&a.config, &a.sets)?;
     let opts = TrainOptions {
@@ -43,10 +43,7 @@ pub fn run(a: Args) -> Result<()> {
         s.run_dir.display()
     );
     if let Some(r) = &s.report {
-        println!(
-            "{}",
-            r.to_markdown(&palisade_trainer::evaluate::report_title(&cfg))
-        );
+        println!("{}", r.to_markdown(&r.title(&cfg.name)));
     }
     Ok(())
 }

@@ -11,7 +11,6 @@ mod cmd_predict;
 mod cmd_report;
 mod cmd_score;
 mod cmd_train;
-mod out_folder;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;

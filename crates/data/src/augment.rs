@@ -8,16 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// Resampling filter of the final resize.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Filter {
-    /// Bilinear with antialiasing (PIL's BILINEAR).
-    #[default]
-    Bilinear,
-    /// Bicubic (Catmull-Rom) with antialiasing (PIL's BICUBIC).
-    Bicubic,
-}
+pub use crate::image_ops::Filter;
 
 /// What to do to training images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,7 +72,7 @@ impl Augment {
     /// per row, so every frame of a video clip gets the same crop and flip.
     pub fn draw(&self, width: u32, height: u32, seed: u64, epoch: u64, id: &str) -> Draw {
         let mut key = [0u8; 32];
-        let h = crate::loader::id_hash(id);
+        let h = crate::row_id::id_hash(id);
         for (chunk, word) in key.chunks_exact_mut(8).zip([seed, epoch, h, 0x6175_676d]) {
             chunk.copy_from_slice(&word.to_le_bytes());
         }

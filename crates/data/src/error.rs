@@ -141,6 +141,15 @@ pub enum DataError {
     },
 }
 
+impl From<palisade_files::FileError> for DataError {
+    fn from(e: palisade_files::FileError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, DataError>;
 

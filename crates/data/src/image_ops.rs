@@ -5,6 +5,17 @@ use image::RgbImage;
 
 use crate::error::{DataError, Result};
 
+/// Resampling filter of the resize to the model's side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filter {
+    /// Bilinear with antialiasing (PIL's BILINEAR).
+    #[default]
+    Bilinear,
+    /// Bicubic (Catmull-Rom) with antialiasing (PIL's BICUBIC).
+    Bicubic,
+}
+
 /// Decodes JPEG, PNG or WebP bytes into an 8-bit RGB image.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
     let format = image::guess_format(bytes).map_err(|_| {
@@ -62,18 +73,13 @@ pub fn decode_rgb_into(bytes: &[u8], side: u32, pixels: &mut Vec<u8>) -> Result<
 ///
 /// Panics if `out.len() != 3 * size * size`, which is a caller bug.
 pub fn to_model_input(img: &RgbImage, size: usize, out: &mut [f32]) {
-    to_model_input_with(img, size, out, crate::augment::Filter::Bilinear)
+    to_model_input_with(img, size, out, Filter::Bilinear)
 }
 
 /// As [`to_model_input`], with the resampling filter chosen.
 ///
 /// Panics if `out.len() != 3 * size * size`, which is a caller bug.
-pub fn to_model_input_with(
-    img: &RgbImage,
-    size: usize,
-    out: &mut [f32],
-    filter: crate::augment::Filter,
-) {
+pub fn to_model_input_with(img: &RgbImage, size: usize, out: &mut [f32], filter: Filter) {
     rgb_to_model_input(img.as_raw(), img.width(), img.height(), size, out, filter)
 }
 
@@ -86,7 +92,7 @@ pub fn rgb_to_model_input(
     height: u32,
     size: usize,
     out: &mut [f32],
-    filter: crate::augment::Filter,
+    filter: Filter,
 ) {
     let plane = size * size;
     assert_eq!(
@@ -134,20 +140,13 @@ thread_local! {
 
 /// Resizes `pixels` (`width`×`height` RGB) with antialiasing (the filter widens when shrinking,
 /// as PIL's) to `side`², into `out`.
-fn resize(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-    side: u32,
-    filter: crate::augment::Filter,
-    out: &mut Vec<u8>,
-) {
+fn resize(pixels: &[u8], width: u32, height: u32, side: u32, filter: Filter, out: &mut Vec<u8>) {
     use fast_image_resize::{
         images::Image, images::ImageRef, FilterType as F, PixelType, ResizeAlg, ResizeOptions,
     };
     let f = match filter {
-        crate::augment::Filter::Bilinear => F::Bilinear,
-        crate::augment::Filter::Bicubic => F::CatmullRom,
+        Filter::Bilinear => F::Bilinear,
+        Filter::Bicubic => F::CatmullRom,
     };
     let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(f));
     let n = side as usize * side as usize * 3;
@@ -260,14 +259,7 @@ mod tests {
         let mut buf = vec![0; 10];
         let (w, h) = decode_rgb_into(&jpeg, 64, &mut buf).unwrap();
         assert_eq!((w, h), (120, 90));
-        rgb_to_model_input(
-            &buf,
-            w,
-            h,
-            64,
-            &mut scaled,
-            crate::augment::Filter::Bilinear,
-        );
+        rgb_to_model_input(&buf, w, h, 64, &mut scaled, Filter::Bilinear);
         let mean = full
             .iter()
             .zip(&scaled)

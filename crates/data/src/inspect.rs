@@ -69,6 +69,19 @@ pub fn guess_spec(info: &ShardInfo) -> Option<DataSpec> {
         .max_by_key(|s| s.columns.iter().filter(|c| c.required).count())
 }
 
+/// Checks the shards `patterns` (globs, folders) match against the spec `spec` names (a built-in
+/// name or a YAML path, see [`DataSpec::named`]; default: the best-fitting built-in spec).
+pub fn inspect_patterns<S: AsRef<str>>(
+    patterns: &[S],
+    spec: Option<&str>,
+    samples: usize,
+    max_bad: usize,
+) -> Result<InspectReport> {
+    let paths = crate::shards::resolve_all(patterns, std::path::Path::new("."))?;
+    let spec = spec.map(DataSpec::named).transpose()?;
+    inspect(&paths, spec.as_ref(), samples, max_bad)
+}
+
 /// Checks every shard against `spec` (or the best-fitting built-in spec) and reads every row.
 pub fn inspect(
     paths: &[PathBuf],
@@ -360,7 +373,12 @@ mod tests {
         )
         .unwrap();
         let path = dir.path().join("w.parquet");
-        let mut w = crate::shard_writer::ShardWriter::create(&path, schema, 10).unwrap();
+        let mut w = crate::shard_writer::ShardWriter::create(
+            &path,
+            schema,
+            &crate::shard_writer::ShardFormat::new(10),
+        )
+        .unwrap();
         w.write(&batch).unwrap();
         w.finish().unwrap();
         let r = inspect(std::slice::from_ref(&path), None, 0, 10).unwrap();

@@ -1,7 +1,6 @@
 //! Data for palisade: specs, Parquet shards, image preprocessing, tokenizer, synthetic
 //! scenes and the streaming loader. Knows nothing of models.
 
-mod atomic;
 pub mod augment;
 mod column;
 pub mod convert;
@@ -14,6 +13,8 @@ pub mod loc;
 pub mod mixture;
 pub mod prefetch;
 pub mod prompts;
+mod row_id;
+pub mod section;
 pub mod shard_writer;
 pub mod shards;
 pub mod spec;
@@ -23,11 +24,13 @@ pub mod tokenizer;
 pub use error::{DataError, Result};
 pub use image_ops::{decode_rgb, to_model_input};
 pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, RowFormat};
-pub use prefetch::{BatchStream, Prefetch};
-pub use shards::{resolve_shards, ShardIndex, ShardInfo, Unit};
+pub use prefetch::{BatchStream, Prefetch, TrainSource};
+pub use section::{DataSection, InputSize, MixtureSource, RankShare, Split};
+pub use shards::{resolve_all, resolve_shards, ShardIndex, ShardInfo, Unit};
 pub use spec::{ColumnSpec, ColumnType, DataSpec, ExtraColumns};
 pub use synth::{
-    write_shapes, write_shapes_tasks, write_video_tasks, ShapesConfig, ShapesSummary, Task,
-    TasksSummary, VideoConfig, VideoSummary, COLORS, SHAPES,
+    has_parquet, write_shapes, write_shapes_tasks, write_task_tokenizer, write_video_tasks,
+    ShapesConfig, ShapesSummary, SynthKind, SynthSection, Task, TasksSummary, VideoConfig,
+    VideoSummary, COLORS, SHAPES,
 };
 pub use tokenizer::{loc_token, train_tokenizer_for, TextTokenizer, LOC_TOKENS};

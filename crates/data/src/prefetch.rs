@@ -25,6 +25,13 @@ pub trait BatchStream: Send + 'static {
     fn position(&self) -> Self::Position;
     /// Moves to `p`.
     fn seek_to(&mut self, p: &Self::Position) -> Result<()>;
+    /// Continues from every rank's saved position when the number of ranks changed.
+    fn seek_resharded(&mut self, _all: &[Self::Position]) -> Result<()> {
+        Err(DataError::config(
+            "resume",
+            "this batch source cannot resume on another number of ranks",
+        ))
+    }
 }
 
 impl BatchStream for Loader {
@@ -38,6 +45,9 @@ impl BatchStream for Loader {
     fn seek_to(&mut self, p: &Cursor) -> Result<()> {
         self.seek(p)
     }
+    fn seek_resharded(&mut self, all: &[Cursor]) -> Result<()> {
+        Loader::seek_resharded(self, all)
+    }
 }
 
 impl BatchStream for Mixture {
@@ -50,6 +60,9 @@ impl BatchStream for Mixture {
     }
     fn seek_to(&mut self, p: &MixtureCursor) -> Result<()> {
         self.seek(p)
+    }
+    fn seek_resharded(&mut self, all: &[MixtureCursor]) -> Result<()> {
+        Mixture::seek_resharded(self, all)
     }
 }
 
@@ -186,6 +199,57 @@ impl<S: BatchStream> Drop for Prefetch<S> {
             let _ = handle.join();
         }
     }
+}
+
+/// A training batch source of any kind (one loader, a mixture) behind one interface, its
+/// positions as JSON, as checkpoints store them.
+pub trait TrainSource: Send {
+    /// The next `n` samples.
+    fn next_batch(&mut self, n: usize) -> Result<Batch>;
+    /// The position after the last batch handed out.
+    fn position(&self) -> serde_json::Value;
+    /// Resumes at a position this kind of source saved.
+    fn seek(&mut self, p: &serde_json::Value) -> Result<()>;
+    /// Resumes from every rank's saved position when the number of ranks changed.
+    fn seek_resharded(&mut self, all: &[serde_json::Value]) -> Result<()>;
+}
+
+impl<S: BatchStream> TrainSource for Prefetch<S>
+where
+    S::Position: serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn next_batch(&mut self, n: usize) -> Result<Batch> {
+        Prefetch::next_batch(self, n)
+    }
+    fn position(&self) -> serde_json::Value {
+        serde_json::to_value(&self.consumed).unwrap_or(serde_json::Value::Null)
+    }
+    fn seek(&mut self, p: &serde_json::Value) -> Result<()> {
+        let p = position_of::<S>(p)?;
+        Prefetch::seek(self, &p)
+    }
+    fn seek_resharded(&mut self, all: &[serde_json::Value]) -> Result<()> {
+        let all = all
+            .iter()
+            .map(position_of::<S>)
+            .collect::<Result<Vec<_>>>()?;
+        self.with_source(|s| s.seek_resharded(&all))
+    }
+}
+
+/// A saved position read as `S`'s, or an error saying it belongs to another kind of source.
+fn position_of<S: BatchStream>(p: &serde_json::Value) -> Result<S::Position>
+where
+    S::Position: serde::de::DeserializeOwned,
+{
+    serde_json::from_value(p.clone()).map_err(|e| {
+        DataError::config(
+            "resume",
+            format!(
+                "the checkpoint's data position is of another kind (single dataset vs mixture): {e}"
+            ),
+        )
+    })
 }
 
 fn lost() -> DataError {

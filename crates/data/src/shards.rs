@@ -52,6 +52,16 @@ pub fn resolve_shards(pattern: &str, base: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Every file of several patterns (globs, folders), each resolved as [`resolve_shards`], in
+/// the order given.
+pub fn resolve_all<S: AsRef<str>>(patterns: &[S], base: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in patterns {
+        files.extend(resolve_shards(p.as_ref(), base)?);
+    }
+    Ok(files)
+}
+
 fn path_str(path: &Path, pattern: &str) -> Result<String> {
     path.to_str()
         .map(str::to_string)

@@ -167,6 +167,16 @@ impl DataSpec {
         })
     }
 
+    /// The spec a config or command line names: a YAML file when `name` ends in `.yaml` or
+    /// `.yml`, else a built-in spec. The one resolver of spec names.
+    pub fn named(name: &str) -> Result<DataSpec> {
+        if name.ends_with(".yaml") || name.ends_with(".yml") {
+            Self::load(Path::new(name))
+        } else {
+            Self::embedded(name)
+        }
+    }
+
     /// Returns the spec compiled into the binary under `name`.
     pub fn embedded(name: &str) -> Result<DataSpec> {
         let origin = PathBuf::from(format!("<embedded:{name}>"));
@@ -260,6 +270,28 @@ impl DataSpec {
 mod tests {
     use super::*;
     use arrow::datatypes::Field;
+
+    #[test]
+    fn a_name_is_a_spec_file_by_either_yaml_extension_else_built_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = EMBEDDED.iter().find(|(n, _)| *n == "caption").unwrap().1;
+        for ext in ["yaml", "yml"] {
+            let path = dir.path().join(format!("mine.{ext}"));
+            std::fs::write(&path, yaml).unwrap();
+            assert_eq!(
+                DataSpec::named(path.to_str().unwrap()).unwrap().name,
+                "caption"
+            );
+        }
+        assert_eq!(DataSpec::named("vqa").unwrap().name, "vqa");
+        let missing = dir.path().join("absent.yml");
+        let e = DataSpec::named(missing.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absent.yml"), "{e}");
+        let e = DataSpec::named("nonesuch").unwrap_err().to_string();
+        assert!(e.contains("nonesuch") && e.contains("webli"), "{e}");
+    }
 
     fn schema(fields: &[(&str, DataType)]) -> Schema {
         Schema::new(

@@ -138,9 +138,7 @@ impl TextTokenizer {
     pub fn save(&self, path: &Path) -> Result<()> {
         let ctx = path.display().to_string();
         let json = self.inner.to_string(true).map_err(|e| tok_err(&ctx, e))?;
-        let tmp = crate::atomic::tmp_path(path);
-        std::fs::write(&tmp, json).map_err(|e| DataError::io(&tmp, e))?;
-        crate::atomic::commit(&tmp, path)
+        Ok(palisade_files::write(path, json)?)
     }
 
     /// Number of ids, special tokens included.

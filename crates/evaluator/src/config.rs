@@ -1,5 +1,6 @@
 //! The evaluation section of an experiment config.
 
+pub use palisade_metrics::TaskKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -25,54 +26,6 @@ pub struct EvalConfig {
     /// Qualitative examples per task kept for the report.
     #[serde(default = "default_examples")]
     pub examples: usize,
-}
-
-/// What a PaLI benchmark measures; decides the prompt, the spec and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskKind {
-    /// Captioning: CIDEr (headline), BLEU-1…4, ROUGE-L.
-    Caption,
-    /// VQA: VQA accuracy (headline) overall and per answer type, exact match, ANLS.
-    Vqa,
-    /// Referring expressions: acc@0.5 (headline), acc@0.75, mean IoU, invalid rate, per split.
-    Refcoco,
-    /// Video captioning: as captioning, over clips.
-    VideoCaption,
-    /// Video QA: as VQA, over clips.
-    VideoQa,
-}
-
-impl TaskKind {
-    /// The name used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskKind::Caption => "caption",
-            TaskKind::Vqa => "vqa",
-            TaskKind::Refcoco => "refcoco",
-            TaskKind::VideoCaption => "video_caption",
-            TaskKind::VideoQa => "video_qa",
-        }
-    }
-
-    /// The data spec the task's shards follow unless the config names another.
-    pub fn default_spec(self) -> &'static str {
-        match self {
-            TaskKind::Caption => "caption",
-            TaskKind::Vqa => "vqa",
-            TaskKind::Refcoco => "refcoco",
-            TaskKind::VideoCaption | TaskKind::VideoQa => "video",
-        }
-    }
-
-    /// The headline metric's name.
-    pub fn headline(self) -> &'static str {
-        match self {
-            TaskKind::Caption | TaskKind::VideoCaption => "cider",
-            TaskKind::Vqa | TaskKind::VideoQa => "vqa_accuracy",
-            TaskKind::Refcoco => "acc@0.5",
-        }
-    }
 }
 
 /// One PaLI benchmark: its kind and held-out shards.
@@ -175,7 +128,7 @@ impl EvalConfig {
             if t.data.trim().is_empty() {
                 return Err(format!("key eval.tasks.{name}.data: names no shards"));
             }
-            let video = matches!(t.kind, TaskKind::VideoCaption | TaskKind::VideoQa);
+            let video = t.kind.is_video();
             match t.frames {
                 Some(0) => return Err(format!("key eval.tasks.{name}.frames: must be at least 1")),
                 Some(_) if !video => {

@@ -1,9 +1,9 @@
-//! Errors raised while evaluating.
+//! Errors raised while evaluating and reporting.
 
-/// Anything that can go wrong in an evaluation run.
+/// Anything that can go wrong in an evaluation run or a report.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    /// Inputs to a metric are inconsistent.
+    /// Inputs to an evaluation are inconsistent.
     #[error("{0}")]
     Invalid(String),
     /// A report file could not be written.
@@ -19,6 +19,9 @@ pub enum EvalError {
         line: Option<usize>,
         message: String,
     },
+    /// From the scorers.
+    #[error(transparent)]
+    Metrics(#[from] palisade_metrics::MetricsError),
     /// From the model crate.
     #[error(transparent)]
     Model(#[from] palisade_model::ModelError),
@@ -31,6 +34,15 @@ pub enum EvalError {
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+}
+
+impl From<palisade_files::FileError> for EvalError {
+    fn from(e: palisade_files::FileError) -> Self {
+        EvalError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// Result with [`EvalError`].

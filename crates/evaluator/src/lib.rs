@@ -1,22 +1,19 @@
-//! Evaluation metrics, evaluation runs and reports.
+//! Evaluation runs and reports.
 //!
-//! Metrics are plain functions over scores and labels; runs embed data with a model and call them;
-//! reports turn the results into JSON (for machines) and Markdown (for people); `html` rebuilds
-//! a run's reports, with plots and examples in one HTML page, and compares runs.
+//! Runs (`runs`) put a model over held-out data on every rank together and score the whole set
+//! with palisade-metrics' scorers: SigLIP retrieval and zero-shot on image-text pairs, PaLI's
+//! benchmarks (captioning, VQA, RefCOCO, video), and single-example prediction. Reports
+//! (`report`) turn the results into JSON, Markdown and one HTML page, own the run-folder layout,
+//! and compare sweeps. `inputs` builds model inputs from batches for training and evaluation.
 
 pub mod config;
 pub mod error;
-pub mod examples;
-pub mod html;
-pub mod metrics;
-pub mod pali_eval;
+pub mod inputs;
 pub mod report;
-pub mod retrieval;
-pub mod score;
-pub mod siglip_eval;
-pub mod task_scores;
-pub mod zero_shot;
+pub mod runs;
 
 pub use config::{DecodeSettings, EvalConfig, EvalTask, TaskKind, ZeroShotTask};
 pub use error::{EvalError, Result};
-pub use report::{EvalReport, Example, RetrievalResult, TaskResult, ZeroShotResult};
+pub use report::html;
+pub use report::{EvalReport, Example, RetrievalResult, RunFolder, TaskResult, ZeroShotResult};
+pub use runs::EvalSetup;

@@ -31,5 +31,14 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
 }
 
+impl From<palisade_files::FileError> for ModelError {
+    fn from(e: palisade_files::FileError) -> Self {
+        ModelError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Result with [`ModelError`].
 pub type Result<T> = std::result::Result<T, ModelError>;

@@ -123,16 +123,13 @@ pub fn named_cpu(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     named
 }
 
-/// Writes named tensors to `path` through a temporary file and a rename.
+/// Writes named tensors to `path` whole (palisade-files).
 pub fn write_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(tensors, &tmp).map_err(|e| ModelError::Weights {
-        path: tmp.clone(),
-        msg: e.to_string(),
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
+    palisade_files::write_with(path, |tmp| {
+        Tensor::write_safetensors(tensors, tmp).map_err(|e| ModelError::Weights {
+            path: tmp.to_path_buf(),
+            msg: e.to_string(),
+        })
     })
 }
 

@@ -116,7 +116,28 @@ pub fn resolve(opts: &InitOptions) -> Result<Option<Backend>> {
 pub fn init_with(opts: &InitOptions) -> Result<Box<dyn ProcessGroup>> {
     match resolve(opts)? {
         None => Ok(Box::new(SingleProcess)),
-        Some(Backend::Nccl) => crate::nccl::init(opts),
+        Some(Backend::Nccl) => {
+            crate::nccl::check_cuda()?;
+            // NCCL's unique id travels over a bootstrap group: TCP under `palisade launch`
+            // (whose plain processes MPI cannot join), MPI otherwise.
+            let info = &opts.rank_info;
+            let bootstrap: Box<dyn ProcessGroup> = match opts.master.as_deref() {
+                Some(m) if info.source == "palisade" => Box::new(TcpGroup::connect(
+                    info.rank,
+                    info.world_size,
+                    m,
+                    opts.timeout,
+                )?),
+                _ => Box::new(MpiGroup::world(opts.timeout)?),
+            };
+            check_world(
+                info,
+                bootstrap.backend(),
+                bootstrap.rank(),
+                bootstrap.world_size(),
+            )?;
+            crate::nccl::start(bootstrap, info.local_rank)
+        }
         Some(Backend::Tcp) => {
             let info = &opts.rank_info;
             let master = opts.master.as_deref().ok_or_else(|| ShardingError::Init {

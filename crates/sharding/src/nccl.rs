@@ -10,43 +10,29 @@
 
 use crate::error::{Result, ShardingError};
 use crate::group::{ProcessGroup, ReduceOp};
-use crate::init::InitOptions;
-use crate::mpi_group::MpiGroup;
 use crate::nccl_lib::{Comm, NcclLib, UniqueId};
-use crate::tcp_group::TcpGroup;
 use std::ffi::c_void;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
-/// Starts an NCCL group on the CUDA device `local_rank`, bootstrapped as the launcher allows.
-pub fn init(opts: &InitOptions) -> Result<Box<dyn ProcessGroup>> {
-    if !tch::Cuda::is_available() {
-        return Err(ShardingError::Init {
-            backend: "nccl",
-            msg: "NCCL needs a CUDA device and libtorch sees none; use the mpi or tcp backend \
-                  on CPU"
-                .into(),
-        });
+/// Whether libtorch sees a CUDA device, which NCCL needs.
+pub fn check_cuda() -> Result<()> {
+    if tch::Cuda::is_available() {
+        return Ok(());
     }
+    Err(ShardingError::Init {
+        backend: "nccl",
+        msg: "NCCL needs a CUDA device and libtorch sees none; use the mpi or tcp backend on CPU"
+            .into(),
+    })
+}
+
+/// Starts an NCCL group on the CUDA device `local_rank`, its unique id shared over `bootstrap`.
+pub fn start(bootstrap: Box<dyn ProcessGroup>, local_rank: usize) -> Result<Box<dyn ProcessGroup>> {
+    check_cuda()?;
     let lib = Arc::new(NcclLib::load()?);
-    let info = &opts.rank_info;
-    let bootstrap: Box<dyn ProcessGroup> = match opts.master.as_deref() {
-        Some(m) if info.source == "palisade" => Box::new(TcpGroup::connect(
-            info.rank,
-            info.world_size,
-            m,
-            opts.timeout,
-        )?),
-        _ => Box::new(MpiGroup::world(opts.timeout)?),
-    };
-    crate::init::check_world(
-        info,
-        bootstrap.backend(),
-        bootstrap.rank(),
-        bootstrap.world_size(),
-    )?;
-    set_cuda_device(info.local_rank)?;
-    Ok(Box::new(NcclGroup::new(lib, bootstrap, info.local_rank)?))
+    set_cuda_device(local_rank)?;
+    Ok(Box::new(NcclGroup::new(lib, bootstrap, local_rank)?))
 }
 
 /// Makes `device` current for NCCL, through the CUDA runtime libtorch already loaded.
@@ -416,13 +402,16 @@ mod tests {
             eprintln!("skipped: a CUDA device is present");
             return;
         }
-        let opts = InitOptions {
+        let opts = crate::init::InitOptions {
             backend: crate::Backend::Nccl,
             timeout: None,
             rank_info: RankInfo::single(),
             master: None,
         };
-        let err = init(&opts).err().expect("refused").to_string();
+        let err = crate::init::init_with(&opts)
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("nccl") && err.contains("CUDA"), "{err}");
     }
 

@@ -1,7 +1,6 @@
 //! Checkpoints: one folder per step (`model.safetensors`, `config.json`, `optimizer.safetensors`,
-//! `state.json`, `experiment.yaml`), written under a temporary name and renamed, keep-last-K.
+//! `state.json`, `experiment.yaml`), written whole (palisade-files) and kept for the last K.
 
-use crate::batches::SourceCursor;
 use crate::error::{io_at, Result, TrainerError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,8 +19,8 @@ pub struct TrainState {
     pub step: u64,
     /// Examples consumed (global).
     pub examples_seen: u64,
-    /// The data reader's position on each rank, in rank order.
-    pub data_cursors: Vec<SourceCursor>,
+    /// The data reader's position on each rank, in rank order (each as its source saves it).
+    pub data_cursors: Vec<serde_json::Value>,
     /// The experiment seed; per-step RNGs derive from (seed, step), so no generator state is needed.
     pub seed: u64,
     /// Hash of the resolved config that wrote this checkpoint.
@@ -72,34 +71,15 @@ pub fn write(
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(io_at(root))?;
     let final_dir = root.join(dir_name(state.step));
-    let tmp = root.join(format!(
-        ".tmp-{}-{}",
-        dir_name(state.step),
-        std::process::id()
-    ));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_at(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io_at(&tmp))?;
-    fill(&tmp)?;
-    let json = serde_json::to_string_pretty(state).map_err(|e| TrainerError::Checkpoint {
-        path: tmp.clone(),
-        msg: e.to_string(),
+    // Re-writing the same step (e.g. after a resume) swaps the new folder in.
+    palisade_files::write_dir(&final_dir, |tmp| {
+        fill(tmp)?;
+        let json = serde_json::to_string_pretty(state).map_err(|e| TrainerError::Checkpoint {
+            path: tmp.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        std::fs::write(tmp.join(STATE_FILE), json).map_err(io_at(tmp.join(STATE_FILE)))
     })?;
-    std::fs::write(tmp.join(STATE_FILE), json).map_err(io_at(tmp.join(STATE_FILE)))?;
-    if final_dir.exists() {
-        // Re-writing the same step (e.g. after a resume): swap in the new one.
-        let old = root.join(format!(
-            ".old-{}-{}",
-            dir_name(state.step),
-            std::process::id()
-        ));
-        std::fs::rename(&final_dir, &old).map_err(io_at(&final_dir))?;
-        std::fs::rename(&tmp, &final_dir).map_err(io_at(&final_dir))?;
-        std::fs::remove_dir_all(&old).map_err(io_at(&old))?;
-    } else {
-        std::fs::rename(&tmp, &final_dir).map_err(io_at(&final_dir))?;
-    }
     let all = list(root)?;
     if all.len() > keep_last {
         for (_, dir) in &all[..all.len() - keep_last] {
@@ -127,7 +107,7 @@ mod tests {
         TrainState {
             step,
             examples_seen: step * 4,
-            data_cursors: vec![SourceCursor::Single(Default::default())],
+            data_cursors: vec![serde_json::json!({"epoch": 0, "unit": 0, "row": 0})],
             seed: 1,
             config_hash: "h".into(),
             world_size: 1,

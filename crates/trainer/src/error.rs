@@ -37,6 +37,15 @@ pub enum TrainerError {
     Torch(#[from] tch::TchError),
 }
 
+impl From<palisade_files::FileError> for TrainerError {
+    fn from(e: palisade_files::FileError) -> Self {
+        TrainerError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Result with [`TrainerError`].
 pub type Result<T> = std::result::Result<T, TrainerError>;
 

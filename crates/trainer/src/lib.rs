@@ -1,23 +1,26 @@
-//! palisade's trainer: experiment configs, optimiser and schedule, the train loop, checkpoints,
-//! metric writers (TensorBoard, JSON lines) and the step benchmark.
+//! palisade's trainer: the experiment config (composing each crate's section), the stage
+//! registry (`stages/`), the parallelism layer (`parallel/`), optimiser and schedule, the train
+//! loop, checkpoint evaluation, checkpoints, metric writers (TensorBoard, JSON lines), model
+//! folders made by commands, and the benchmarks.
 
-pub mod batches;
 pub mod bench;
-pub mod bench_data;
-pub mod bench_decode;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod evaluate;
+mod experiment;
+pub mod job;
 pub mod metrics;
+pub mod model_folders;
 pub mod optimizer;
+pub mod parallel;
 pub mod schedule;
-pub mod setup;
-pub mod stage;
-pub mod timing;
+pub mod stages;
 pub mod train;
 pub mod yaml_tree;
 
 pub use config::ExperimentConfig;
 pub use error::{Result, TrainerError};
+pub use evaluate::{evaluate, Evaluated};
 pub use train::{train, TrainOptions, TrainSummary};

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub struct YamlTree {
     /// The merged document.
     pub root: Value,
-    /// Key path (`train.optimizer.lr`) → file or `--set` that last set it.
+    /// Key path (`train.lr`, `model.vision.preset`) → file or `--set` that last set it.
     pub origins: BTreeMap<String, String>,
     /// The top-level file.
     pub file: PathBuf,

@@ -2,9 +2,9 @@
 //! memory per rank as ranks grow.
 
 use super::ranks;
-use palisade_model::distributed_loss::distributed_sigmoid_loss;
 use palisade_model::sigmoid_loss;
 use palisade_sharding::{init, Backend, ProcessGroup, ReduceOp};
+use palisade_trainer::parallel::distributed_sigmoid_loss;
 use tch::{Device, Kind, Tensor};
 
 fn unit_rows(x: &Tensor) -> Tensor {

@@ -16,13 +16,16 @@ use super::{ConvertConfig, ConvertSummary};
 use crate::error::Result;
 
 /// Inputs of [`convert_coco_captions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct CocoCaptionsSource {
     /// A `captions_{train,val}YEAR.json` annotation file.
+    #[arg(long)]
     pub annotations: PathBuf,
     /// The folder holding the images its `file_name`s name.
+    #[arg(long)]
     pub images: PathBuf,
     /// Language of the captions, stored in `lang`.
+    #[arg(long, default_value = "en")]
     pub lang: String,
 }
 

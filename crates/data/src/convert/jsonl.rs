@@ -16,13 +16,16 @@ use super::{ConvertConfig, ConvertSummary};
 use crate::error::{DataError, Result};
 
 /// Inputs of [`convert_jsonl`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct JsonlSource {
     /// The manifest: one JSON object per line; blank lines are ignored.
+    #[arg(long)]
     pub manifest: PathBuf,
-    /// The folder `image` paths are relative to.
-    pub images: PathBuf,
+    /// The folder `image` paths are relative to (default: the manifest's folder).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
     /// Language for lines without `lang`.
+    #[arg(long, default_value = "en")]
     pub lang: String,
 }
 
@@ -65,6 +68,10 @@ impl Job for LineJob {
 /// Converts an image folder and its JSON-lines manifest to `webli` shards.
 pub fn convert_jsonl(src: &JsonlSource, cfg: &ConvertConfig) -> Result<ConvertSummary> {
     let file = src.manifest.as_path();
+    let images = match &src.images {
+        Some(dir) => dir.clone(),
+        None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
     let reader = BufReader::new(File::open(file).map_err(|e| DataError::io(file, e))?);
     let mut writer = DatasetWriter::<WebliRow>::new(cfg)?;
     let mut skips = Skips::new(cfg.skip_missing);
@@ -83,7 +90,7 @@ pub fn convert_jsonl(src: &JsonlSource, cfg: &ConvertConfig) -> Result<ConvertSu
         };
         jobs.push(LineJob {
             line: number,
-            path: src.images.join(&parsed.image),
+            path: images.join(&parsed.image),
             row: WebliRow {
                 image: Vec::new(),
                 text: parsed.text,

@@ -20,7 +20,7 @@ mod vqa;
 mod webdataset;
 mod writer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use coco_captions::{convert_coco_captions, CocoCaptionsSource};
 pub use jsonl::{convert_jsonl, JsonlSource};
@@ -32,17 +32,22 @@ pub use webdataset::{convert_webdataset, WebdatasetSource};
 use crate::error::{DataError, Result};
 
 /// Where and how converted shards are written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ConvertConfig {
-    /// Output folder; created if absent, must not already hold `PREFIX-*.parquet` files.
+    /// Output folder for the shards; created if absent, must not already hold `PREFIX-*.parquet`.
+    #[arg(long = "out", value_name = "OUT")]
     pub out_dir: PathBuf,
-    /// File name prefix of the shards.
-    pub prefix: String,
+    /// Shard file prefix: PREFIX-XXXXX-of-NNNNN.parquet (default: the spec name).
+    #[arg(long)]
+    pub prefix: Option<String>,
     /// Rows per Parquet file.
+    #[arg(long, default_value_t = 4096)]
     pub rows_per_shard: usize,
     /// Rows per row group (the loader holds one row group in memory).
+    #[arg(long, default_value_t = 256)]
     pub rows_per_group: usize,
     /// Count and skip missing images and malformed entries instead of stopping.
+    #[arg(long)]
     pub skip_missing: bool,
 }
 
@@ -51,7 +56,7 @@ impl ConvertConfig {
     pub fn new(out_dir: impl Into<PathBuf>, prefix: &str) -> ConvertConfig {
         ConvertConfig {
             out_dir: out_dir.into(),
-            prefix: prefix.to_string(),
+            prefix: Some(prefix.to_string()),
             rows_per_shard: 4096,
             rows_per_group: 256,
             skip_missing: false,
@@ -67,16 +72,104 @@ impl ConvertConfig {
             return Err(DataError::config("rows_per_group", "must be at least 1"));
         }
         let bad = |c: char| c == '/' || c == '\\' || c.is_control();
-        if self.prefix.is_empty() || self.prefix.starts_with('.') || self.prefix.contains(bad) {
-            return Err(DataError::config(
-                "prefix",
-                format!(
-                    "{:?} must be a non-empty file name part without '/' or a leading '.'",
-                    self.prefix
-                ),
-            ));
+        if let Some(p) = &self.prefix {
+            if p.is_empty() || p.starts_with('.') || p.contains(bad) {
+                return Err(DataError::config(
+                    "prefix",
+                    format!(
+                        "{p:?} must be a non-empty file name part without '/' or a leading '.'"
+                    ),
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+/// A conversion: a public dataset's files to shards of a palisade spec (`palisade data convert`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Conversion {
+    /// COCO captions (`captions_*.json` + image folder) to `caption` shards, one row per image.
+    CocoCaptions {
+        #[command(flatten)]
+        source: CocoCaptionsSource,
+        #[command(flatten)]
+        out: ConvertConfig,
+    },
+    /// VQAv2 (questions + annotations JSON + COCO images) to `vqa` shards, one row per question.
+    Vqa {
+        #[command(flatten)]
+        source: VqaSource,
+        #[command(flatten)]
+        out: ConvertConfig,
+    },
+    /// RefCOCO/RefCOCO+/RefCOCOg (`refs(*).p` + instances.json + COCO images) to `refcoco`
+    /// shards, one row per sentence.
+    Refcoco {
+        #[command(flatten)]
+        source: RefcocoSource,
+        #[command(flatten)]
+        out: ConvertConfig,
+    },
+    /// webdataset tars (`KEY.jpg|png|webp` + `KEY.txt`, optional `KEY.json`) to `webli` shards.
+    Webdataset {
+        #[command(flatten)]
+        source: WebdatasetSource,
+        #[command(flatten)]
+        out: ConvertConfig,
+    },
+    /// A folder of images with a JSON-lines manifest (`{"image", "text", "lang"?, "id"?}`) to
+    /// `webli` shards.
+    Jsonl {
+        #[command(flatten)]
+        source: JsonlSource,
+        #[command(flatten)]
+        out: ConvertConfig,
+    },
+}
+
+impl Conversion {
+    /// Runs the conversion; returns the spec its shards follow and what it wrote.
+    pub fn run(&self) -> Result<(&'static str, ConvertSummary)> {
+        Ok(match self {
+            Conversion::CocoCaptions { source, out } => {
+                ("caption", convert_coco_captions(source, out)?)
+            }
+            Conversion::Vqa { source, out } => ("vqa", convert_vqa(source, out)?),
+            Conversion::Refcoco { source, out } => ("refcoco", convert_refcoco(source, out)?),
+            Conversion::Webdataset { source, out } => ("webli", convert_webdataset(source, out)?),
+            Conversion::Jsonl { source, out } => ("webli", convert_jsonl(source, out)?),
+        })
+    }
+
+    /// Where the shards go.
+    pub fn out_dir(&self) -> &Path {
+        match self {
+            Conversion::CocoCaptions { out, .. }
+            | Conversion::Vqa { out, .. }
+            | Conversion::Refcoco { out, .. }
+            | Conversion::Webdataset { out, .. }
+            | Conversion::Jsonl { out, .. } => &out.out_dir,
+        }
+    }
+}
+
+impl ConvertSummary {
+    /// What was written (shards of `spec` in `out`) and skipped, for people.
+    pub fn describe(&self, spec: &str, out: &Path) -> String {
+        let mut text = format!(
+            "wrote {} rows in {} shards (spec {spec}) to {}",
+            self.rows,
+            self.shards.len(),
+            out.display()
+        );
+        if self.skipped > 0 {
+            text += &format!("\nskipped {} entries (--skip-missing), e.g.:", self.skipped);
+            for example in &self.skipped_examples {
+                text += &format!("\n  {example}");
+            }
+        }
+        text
     }
 }
 
@@ -118,21 +211,21 @@ mod tests {
             ),
             (
                 ConvertConfig {
-                    prefix: "a/b".into(),
+                    prefix: Some("a/b".into()),
                     ..ok.clone()
                 },
                 "prefix",
             ),
             (
                 ConvertConfig {
-                    prefix: ".hidden".into(),
+                    prefix: Some(".hidden".into()),
                     ..ok.clone()
                 },
                 "prefix",
             ),
             (
                 ConvertConfig {
-                    prefix: String::new(),
+                    prefix: Some(String::new()),
                     ..ok.clone()
                 },
                 "prefix",

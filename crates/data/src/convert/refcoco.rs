@@ -17,7 +17,7 @@ use super::{ConvertConfig, ConvertSummary};
 use crate::error::{DataError, Result};
 
 /// Which text of a sentence becomes `expression`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExpressionField {
     /// `sent`: lower-cased and tokenised (what the refer toolkit and most papers use).
     #[default]
@@ -27,19 +27,25 @@ pub enum ExpressionField {
 }
 
 /// Inputs of [`convert_refcoco`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RefcocoSource {
     /// `refs(unc).p`, `refs(umd).p` or `refs(google).p`.
+    #[arg(long)]
     pub refs: PathBuf,
     /// The dataset's `instances.json` (COCO images and boxes).
+    #[arg(long)]
     pub instances: PathBuf,
     /// The COCO image folder (`train2014/`).
+    #[arg(long)]
     pub images: PathBuf,
     /// Keep only refs of this split (`train`, `val`, `test`, `testA`, `testB`).
+    #[arg(long)]
     pub split: Option<String>,
     /// Which sentence text to store.
+    #[arg(long, value_enum, default_value_t = ExpressionField::Sent)]
     pub expression: ExpressionField,
     /// Language of the expressions.
+    #[arg(long, default_value = "en")]
     pub lang: String,
 }
 

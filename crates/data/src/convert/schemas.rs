@@ -148,6 +148,7 @@ fn boxes(rows: &[RefcocoRow]) -> ArrayRef {
 }
 
 impl ConvertRow for WebliRow {
+    const SPEC: &'static str = "webli";
     fn schema() -> SchemaRef {
         webli_schema()
     }
@@ -163,6 +164,7 @@ impl ConvertRow for WebliRow {
 }
 
 impl ConvertRow for CaptionRow {
+    const SPEC: &'static str = "caption";
     fn schema() -> SchemaRef {
         caption_schema()
     }
@@ -179,6 +181,7 @@ impl ConvertRow for CaptionRow {
 }
 
 impl ConvertRow for VqaRow {
+    const SPEC: &'static str = "vqa";
     fn schema() -> SchemaRef {
         vqa_schema()
     }
@@ -199,6 +202,7 @@ impl ConvertRow for VqaRow {
 }
 
 impl ConvertRow for RefcocoRow {
+    const SPEC: &'static str = "refcoco";
     fn schema() -> SchemaRef {
         refcoco_schema()
     }

@@ -19,18 +19,23 @@ use crate::error::{DataError, Result};
 const MAX_ANSWERS: usize = 10;
 
 /// Inputs of [`convert_vqa`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct VqaSource {
     /// `v2_OpenEnded_mscoco_{split}_questions.json`.
+    #[arg(long)]
     pub questions: PathBuf,
     /// `v2_mscoco_{split}_annotations.json`; absent for test splits (answers stay empty).
+    #[arg(long)]
     pub annotations: Option<PathBuf>,
     /// The COCO image folder (`train2014/`, `val2014/`, `test2015/`).
+    #[arg(long)]
     pub images: PathBuf,
     /// Image file subtype in `COCO_{subtype}_{image_id:012}.jpg`; default: the questions file's
     /// `data_subtype` (test-dev's images live under `test2015`, so pass that there).
+    #[arg(long)]
     pub subtype: Option<String>,
     /// Language of questions and answers.
+    #[arg(long, default_value = "en")]
     pub lang: String,
 }
 

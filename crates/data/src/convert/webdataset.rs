@@ -14,11 +14,13 @@ use super::{ConvertConfig, ConvertSummary};
 use crate::error::{DataError, Result};
 
 /// Inputs of [`convert_webdataset`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct WebdatasetSource {
     /// Uncompressed `.tar` shards, read in this order.
+    #[arg(required = true)]
     pub tars: Vec<PathBuf>,
     /// Language for samples whose `.json` names none.
+    #[arg(long, default_value = "en")]
     pub lang: String,
 }
 

@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 pub use format::RowFormat;
 pub use frames::DEFAULT_MAX_FRAMES;
-pub(crate) use plan::id_hash;
 pub use plan::{Cursor, Shuffled, Span};
 pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
 

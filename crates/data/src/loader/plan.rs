@@ -123,13 +123,6 @@ const UNIT_DOMAIN: u64 = 0x756e_6974; // "unit"
 const ROW_DOMAIN: u64 = 0x726f_7773; // "rows"
 const BUFFER_DOMAIN: u64 = 0x7368_7566; // "shuf"
 
-/// FNV-1a of a row id: a stable per-row number (caption choice, augmentation keys).
-pub(crate) fn id_hash(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 /// An RNG determined by its four inputs alone.
 fn rng(domain: u64, seed: u64, epoch: u64, unit: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];

@@ -12,8 +12,8 @@ use rayon::ThreadPool;
 
 use super::source::{Media, Origin, RawRow};
 use super::Batch;
-use crate::augment::Filter;
 use crate::error::{DataError, Result};
+use crate::image_ops::Filter;
 use crate::image_ops::{decode_rgb_for, decode_rgb_into, rgb_to_model_input, to_model_input_with};
 use crate::tokenizer::TextTokenizer;
 

@@ -117,7 +117,7 @@ impl UnitColumns {
             None => format!("{}#{}:{row}", self.file_name, self.row_group),
         };
         // Which of several reference captions to train on: fixed per row.
-        let pick = super::plan::id_hash(&id);
+        let pick = crate::row_id::id_hash(&id);
         let r = self.columns.render(&self.format, row, pick)?;
         let labels = self
             .labels

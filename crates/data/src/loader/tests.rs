@@ -297,10 +297,10 @@ fn write_custom(path: &Path, images: Vec<Option<Vec<u8>>>, texts: Vec<Option<&st
         Arc::new(StringArray::from(vec!["en"; n])),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    let format = crate::shard_writer::ShardFormat::new(n);
+    let mut w = crate::shard_writer::ShardWriter::create(path, schema, &format).unwrap();
     w.write(&batch).unwrap();
-    w.close().unwrap();
+    w.finish().unwrap();
 }
 
 fn png(shade: u8) -> Vec<u8> {

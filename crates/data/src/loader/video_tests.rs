@@ -48,7 +48,12 @@ fn write_clips(path: &Path, clips: &[Vec<Vec<u8>>]) {
         Arc::new(captions),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let mut w = crate::shard_writer::ShardWriter::create(path, schema, 100).unwrap();
+    let mut w = crate::shard_writer::ShardWriter::create(
+        path,
+        schema,
+        &crate::shard_writer::ShardFormat::new(100),
+    )
+    .unwrap();
     w.write(&batch).unwrap();
     w.finish().unwrap();
 }

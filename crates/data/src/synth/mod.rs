@@ -2,34 +2,44 @@
 
 mod columns;
 mod draw;
+mod generate;
 mod scene;
+mod section;
 mod tasks;
 mod video;
 mod write;
 
 use std::path::{Path, PathBuf};
 
+pub use generate::Generation;
 pub use scene::{COLORS, POSITIONS, SHAPES, SIZES};
+pub use section::{has_parquet, write_task_tokenizer, SynthKind, SynthSection};
 pub use tasks::{write_shapes_tasks, Task, TasksSummary};
 pub use video::{write_video_tasks, VideoConfig, VideoSummary, DIRECTIONS};
 pub use write::shapes_schema;
 
 use crate::error::{DataError, Result};
 
-/// Settings for [`write_shapes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Settings for [`write_shapes`] and [`write_shapes_tasks`].
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ShapesConfig {
-    /// Total rows (scenes) to write.
+    /// Scenes to write.
+    #[arg(long)]
     pub rows: usize,
     /// Image side in pixels.
+    #[arg(long, default_value_t = 64)]
     pub image_size: u32,
     /// Most objects in one scene (1..=9).
+    #[arg(long, default_value_t = 2)]
     pub max_objects: usize,
-    /// Rows per Parquet file.
+    /// Scenes per Parquet file.
+    #[arg(long, default_value_t = 1024)]
     pub rows_per_shard: usize,
-    /// Rows per Parquet row group.
+    /// Scenes per row group.
+    #[arg(long, default_value_t = 256)]
     pub rows_per_group: usize,
     /// Seed; the same seed gives the same shards.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 

@@ -18,7 +18,7 @@ use super::scene::POSITIONS;
 use super::write::{make_row, Row};
 use super::ShapesConfig;
 use crate::error::{DataError, Result};
-use crate::shard_writer::ShardWriter;
+use crate::shard_writer::{ShardFormat, ShardWriter};
 
 /// Which task shards to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +303,7 @@ pub fn write_shapes_tasks(out_dir: &Path, cfg: &ShapesConfig) -> Result<TasksSum
         let mut count = 0;
         for s in 0..n_shards {
             let path = dir.join(format!("{}-{s:05}-of-{n_shards:05}.parquet", task.name()));
-            let mut w = ShardWriter::create(&path, schema(task), usize::MAX)?;
+            let mut w = ShardWriter::create(&path, schema(task), &ShardFormat::new(usize::MAX))?;
             let end = ((s + 1) * cfg.rows_per_shard).min(cfg.rows);
             let mut start = s * cfg.rows_per_shard;
             while start < end {

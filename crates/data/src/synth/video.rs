@@ -18,7 +18,7 @@ use super::scene::{article, Scene, SceneObject, COLORS, SHAPES};
 use super::{draw, Task};
 use crate::error::{DataError, Result};
 use crate::image_ops::encode_png;
-use crate::shard_writer::ShardWriter;
+use crate::shard_writer::{ShardFormat, ShardWriter};
 
 /// Directions a shape can move in, as captions and answers say them.
 pub const DIRECTIONS: &[&str] = &["left", "right", "up", "down"];
@@ -27,21 +27,28 @@ pub const DIRECTIONS: &[&str] = &["left", "right", "up", "down"];
 const FRAME_STRIDE_S: f64 = 0.5;
 
 /// Settings for [`write_video_tasks`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct VideoConfig {
     /// Clips to generate.
+    #[arg(long = "rows", value_name = "ROWS")]
     pub clips: usize,
     /// Frames of the longest clip; each clip has between half of this (rounded up) and all.
+    #[arg(long, default_value_t = 8)]
     pub frames: usize,
     /// Frame side in pixels.
+    #[arg(long, default_value_t = 32)]
     pub image_size: u32,
     /// Most moving shapes in one clip (1..=4, each moving its own way).
+    #[arg(long, default_value_t = 1)]
     pub max_objects: usize,
     /// Clips per Parquet file.
+    #[arg(long, default_value_t = 1024)]
     pub rows_per_shard: usize,
     /// Clips per row group (VQA row groups hold every question of those clips).
+    #[arg(long, default_value_t = 64)]
     pub rows_per_group: usize,
     /// Seed; the same seed gives the same shards.
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
@@ -374,7 +381,11 @@ pub fn write_video_tasks(out_dir: &Path, cfg: &VideoConfig) -> Result<VideoSumma
             .iter()
             .map(|t| {
                 let name = format!("video-{}-{s:05}-of-{n_shards:05}.parquet", t.name());
-                ShardWriter::create(&out_dir.join(t.name()).join(name), schema(*t), usize::MAX)
+                ShardWriter::create(
+                    &out_dir.join(t.name()).join(name),
+                    schema(*t),
+                    &ShardFormat::new(usize::MAX),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let end = ((s + 1) * cfg.rows_per_shard).min(cfg.clips);

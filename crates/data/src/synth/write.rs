@@ -1,6 +1,5 @@
 //! Building Arrow columns for shapes rows and writing them as a Parquet shard.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +10,7 @@ use arrow::array::{
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -22,6 +19,7 @@ use super::scene::{random_scene, Scene};
 use super::{draw, ShapesConfig};
 use crate::error::{DataError, Result};
 use crate::image_ops::encode_png;
+use crate::shard_writer::{ShardFormat, ShardWriter};
 
 /// One generated row before it becomes columns.
 pub(super) struct Row {
@@ -140,38 +138,23 @@ fn to_batch(rows: &[Row], size: u32) -> std::result::Result<RecordBatch, String>
     .map_err(|e| e.to_string())
 }
 
-/// Writes rows `range` to `path` via a temporary file, one row group per `rows_per_group`.
+/// Writes rows `range` to `path` whole, one row group per `rows_per_group`.
 pub(super) fn write_shard(path: &Path, range: Range<usize>, cfg: &ShapesConfig) -> Result<()> {
-    let tmp = crate::atomic::tmp_path(path);
-    let werr = |message: String| DataError::Write {
-        file: path.to_path_buf(),
-        message,
-    };
-    let result = (|| {
-        let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(cfg.rows_per_group))
-            .build();
-        let mut writer = ArrowWriter::try_new(file, shapes_schema(), Some(props))
-            .map_err(|e| werr(e.to_string()))?;
-        let indices: Vec<usize> = range.collect();
-        for group in indices.chunks(cfg.rows_per_group) {
-            let rows = group
-                .par_iter()
-                .map(|&i| make_row(i, cfg))
-                .collect::<Result<Vec<_>>>()?;
-            let batch = to_batch(&rows, cfg.image_size).map_err(werr)?;
-            writer.write(&batch).map_err(|e| werr(e.to_string()))?;
-            // Close the row group here so group boundaries follow rows_per_group exactly.
-            writer.flush().map_err(|e| werr(e.to_string()))?;
-        }
-        writer.close().map_err(|e| werr(e.to_string()))?;
-        crate::atomic::commit(&tmp, path)
-    })();
-    if result.is_err() {
-        // Best effort: the temporary name is never read, so a leftover is harmless.
-        let _ = std::fs::remove_file(&tmp);
+    // Snappy: synthetic PNGs do not shrink further, and generation should stay quick.
+    let format = ShardFormat::new(cfg.rows_per_group).with_compression(Compression::SNAPPY);
+    let mut writer = ShardWriter::create(path, shapes_schema(), &format)?;
+    let indices: Vec<usize> = range.collect();
+    for group in indices.chunks(cfg.rows_per_group) {
+        let rows = group
+            .par_iter()
+            .map(|&i| make_row(i, cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = to_batch(&rows, cfg.image_size).map_err(|message| DataError::Write {
+            file: path.to_path_buf(),
+            message,
+        })?;
+        writer.write(&batch)?;
     }
-    result
+    writer.finish()?;
+    Ok(())
 }

@@ -238,7 +238,7 @@ fn jsonl_case(dir: &Path) -> Case {
     let m = fixtures::manifest(&dir.join("jsonl-src"), 5);
     let src = JsonlSource {
         manifest: m.path.clone(),
-        images: m.images.clone(),
+        images: Some(m.images.clone()),
         lang: "en".into(),
     };
     let s = convert_jsonl(&src, &cfg(dir, "jsonl")).unwrap();

@@ -155,7 +155,7 @@ fn jsonl_manifest_becomes_webli_rows() {
     let m = fixtures::manifest(dir.path(), 5);
     let src = JsonlSource {
         manifest: m.path.clone(),
-        images: m.images.clone(),
+        images: Some(m.images.clone()),
         lang: "en".into(),
     };
     let summary = convert_jsonl(&src, &cfg(&dir.path().join("out"))).unwrap();
@@ -186,7 +186,7 @@ fn jsonl_bad_lines_and_missing_images_are_named() {
     std::fs::remove_file(m.images.join("part1/img-1.png")).unwrap();
     let src = JsonlSource {
         manifest: m.path.clone(),
-        images: m.images.clone(),
+        images: Some(m.images.clone()),
         lang: "en".into(),
     };
     let err = convert_jsonl(&src, &cfg(&dir.path().join("o1")))

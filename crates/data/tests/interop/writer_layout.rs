@@ -14,7 +14,7 @@ use crate::fixtures;
 fn source(m: &fixtures::Manifest) -> JsonlSource {
     JsonlSource {
         manifest: m.path.clone(),
-        images: m.images.clone(),
+        images: Some(m.images.clone()),
         lang: "en".into(),
     }
 }

@@ -162,6 +162,16 @@ impl T5Config {
 
     /// Reads a transformers `config.json`.
     pub fn load(path: &Path) -> Result<T5Config> {
-        crate::config::read_json_config(path, T5Config::validate)
+        crate::folder::read_json_config(path, T5Config::validate)
+    }
+
+    /// Writes `config.json` as transformers' `T5ForConditionalGeneration` reads it.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut v = serde_json::to_value(self).map_err(|source| ModelError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        v["architectures"] = serde_json::json!(["T5ForConditionalGeneration"]);
+        crate::folder::write_json_config(path, &v)
     }
 }

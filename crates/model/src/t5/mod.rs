@@ -6,8 +6,10 @@ mod attention;
 mod config;
 mod layers;
 mod model;
+mod spec;
 mod stack;
 
 pub use attention::relative_position_bucket;
 pub use config::T5Config;
 pub use model::{token_cross_entropy, DecoderCache, T5Checkpoint, T5Model};
+pub use spec::LanguageSpec;

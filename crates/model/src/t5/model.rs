@@ -4,6 +4,7 @@
 use super::config::T5Config;
 use super::stack::{BlockCache, Decoder, Encoder};
 use crate::error::{ModelError, Result};
+use crate::folder::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::weights;
 use std::path::Path;
 use tch::nn::{self, Init};
@@ -186,10 +187,10 @@ pub struct T5Checkpoint {
 impl T5Checkpoint {
     /// Loads a transformers T5 folder; tied copies of the embedding are accepted and ignored.
     pub fn load(dir: &Path, device: Device) -> Result<T5Checkpoint> {
-        let cfg = T5Config::load(&dir.join("config.json"))?;
+        let cfg = T5Config::load(&dir.join(CONFIG_FILE))?;
         let vs = nn::VarStore::new(device);
         let model = T5Model::new(vs.root(), &cfg);
-        let path = dir.join("model.safetensors");
+        let path = dir.join(WEIGHTS_FILE);
         let tied = cfg.tie_word_embeddings;
         let tensors = weights::read(&path)?
             .into_iter()
@@ -203,15 +204,8 @@ impl T5Checkpoint {
 
     /// Writes `config.json` and `model.safetensors` into `dir` (which must exist).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = dir.join("config.json");
-        let json = serde_json::to_string_pretty(self.model.config()).map_err(|source| {
-            ModelError::Json {
-                path: path.clone(),
-                source,
-            }
-        })?;
-        std::fs::write(&path, json).map_err(|source| ModelError::Io { path, source })?;
-        weights::save(&self.vs, &dir.join("model.safetensors"))
+        self.model.config().save(&dir.join(CONFIG_FILE))?;
+        weights::save(&self.vs, &dir.join(WEIGHTS_FILE))
     }
 }
 

@@ -3,15 +3,11 @@
 pub mod tensorboard;
 
 use crate::error::{io_at, Result};
+use palisade_evaluator::RunFolder;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use tensorboard::EventWriter;
-
-/// File of one JSON object per logged step.
-pub const JSONL_FILE: &str = "metrics.jsonl";
-/// Folder of TensorBoard event files.
-pub const TB_DIR: &str = "tb";
 
 /// Writes each logged set of scalars to both sinks.
 #[derive(Debug)]
@@ -24,8 +20,8 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens the sinks in `run_dir`. When resuming from `resume_step`, records of later steps
     /// (which the resumed run will redo) are dropped from `metrics.jsonl` first.
-    pub fn open(run_dir: &Path, resume_step: Option<u64>) -> Result<MetricsLog> {
-        let jsonl_path = run_dir.join(JSONL_FILE);
+    pub fn open(run: &RunFolder, resume_step: Option<u64>) -> Result<MetricsLog> {
+        let jsonl_path = run.metrics();
         if let (Some(step), true) = (resume_step, jsonl_path.exists()) {
             truncate_after(&jsonl_path, step)?;
         }
@@ -34,7 +30,7 @@ impl MetricsLog {
             .append(true)
             .open(&jsonl_path)
             .map_err(io_at(&jsonl_path))?;
-        let tb_dir = run_dir.join(TB_DIR);
+        let tb_dir = run.tb();
         let tb = EventWriter::create(&tb_dir).map_err(io_at(&tb_dir))?;
         Ok(MetricsLog {
             jsonl,
@@ -86,9 +82,7 @@ fn truncate_after(path: &Path, last: u64) -> Result<()> {
             kept.push('\n');
         }
     }
-    let tmp = path.with_extension("jsonl.tmp");
-    std::fs::write(&tmp, kept).map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_at(path))
+    Ok(palisade_files::write(path, kept)?)
 }
 
 #[cfg(test)]
@@ -98,14 +92,15 @@ mod tests {
     #[test]
     fn resume_drops_records_after_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let mut m = MetricsLog::open(dir.path(), None).unwrap();
+        let run = RunFolder::new(dir.path());
+        let mut m = MetricsLog::open(&run, None).unwrap();
         for s in [1, 2, 3] {
             m.log(s, "train", &[("loss".into(), s as f64)]).unwrap();
         }
         m.flush().unwrap();
         drop(m);
-        let _m = MetricsLog::open(dir.path(), Some(2)).unwrap();
-        let text = std::fs::read_to_string(dir.path().join(JSONL_FILE)).unwrap();
+        let _m = MetricsLog::open(&run, Some(2)).unwrap();
+        let text = std::fs::read_to_string(run.metrics()).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.contains("\"loss\":2.0"));
     }

@@ -1,0 +1,288 @@
+//! Evaluates a SigLIP model on held-out image-text pairs: retrieval both ways and zero-shot
+//! classification. Each rank embeds its share; the embeddings are gathered and scored whole.
+
+use super::{share, EvalSetup};
+use crate::error::{EvalError, Result};
+use crate::inputs::pixels_and_ids;
+use crate::report::{EvalReport, RetrievalResult, ZeroShotResult};
+use crate::EvalConfig;
+use palisade_data::{Batch, InputSize, Loader, RankShare, Split, TextTokenizer};
+use palisade_metrics::{retrieval, zero_shot};
+use palisade_model::SiglipModel;
+use palisade_sharding::ProcessGroup;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+/// Evaluates `model` on `data.eval` on every rank of `group` together (each reads its share of
+/// the rows); every rank gets the same report. `None` when the config names no held-out data.
+pub fn evaluate_held_out(
+    model: &SiglipModel,
+    tok: &Arc<TextTokenizer>,
+    setup: &EvalSetup,
+    group: &dyn ProcessGroup,
+    step: Option<u64>,
+) -> Result<Option<EvalReport>> {
+    if setup.data.eval.is_none() {
+        return Ok(None);
+    }
+    let labels = setup
+        .eval
+        .zero_shot
+        .iter()
+        .map(|z| z.label_column.clone())
+        .collect();
+    let cfg = model.config();
+    let loader = share(
+        setup.data.pairs(
+            Split::Eval,
+            tok,
+            InputSize {
+                image_size: cfg.vision_config.image_size,
+                text_len: cfg.text_config.max_position_embeddings,
+            },
+            setup.seed,
+            labels,
+            RankShare {
+                batch_size: setup.eval.batch_size,
+                rank: group.rank(),
+                world: group.world_size(),
+            },
+        ),
+        group.world_size(),
+    )?;
+    Ok(Some(evaluate(
+        model,
+        loader.iter().flat_map(Loader::epoch_batches),
+        tok,
+        setup.eval,
+        step,
+        group,
+    )?))
+}
+
+/// Scores matrix `a · bᵀ` as rows of f32.
+fn score_rows(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let m = a
+        .matmul(&b.tr())
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu);
+    Ok(Vec::<Vec<f32>>::try_from(m)?)
+}
+
+/// What one rank embedded, with the texts and labels the scores need.
+#[derive(Default)]
+struct Embedded {
+    img: Vec<Tensor>,
+    txt: Vec<Tensor>,
+    texts: Vec<String>,
+    labels: BTreeMap<String, Vec<String>>,
+    skipped: usize,
+}
+
+/// The texts, labels and embedding widths a rank sends to the others.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    texts: Vec<String>,
+    labels: BTreeMap<String, Vec<String>>,
+    skipped: usize,
+}
+
+fn embed(
+    model: &SiglipModel,
+    batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
+) -> Result<Embedded> {
+    let device = model.vs.device();
+    let mut e = Embedded::default();
+    tch::no_grad(|| -> Result<()> {
+        for b in batches {
+            let b = b?;
+            e.skipped += b.skipped;
+            if b.size == 0 {
+                continue;
+            }
+            let (p, ids) = pixels_and_ids(&b, device);
+            e.img.push(
+                model
+                    .embed_images(&p)?
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu),
+            );
+            e.txt.push(
+                model
+                    .embed_texts(&ids)?
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu),
+            );
+            e.texts.extend(b.texts.iter().cloned());
+            for (k, v) in &b.labels {
+                e.labels
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(v.iter().cloned());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(e)
+}
+
+/// Every rank's embeddings, texts and labels, in rank order.
+fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Tensor, Meta)> {
+    let cat = |v: &[Tensor]| {
+        if v.is_empty() {
+            Tensor::zeros([0, dim], (Kind::Float, Device::Cpu))
+        } else {
+            Tensor::cat(v, 0)
+        }
+    };
+    let (img, txt) = (cat(&e.img), cat(&e.txt));
+    let meta = Meta {
+        texts: e.texts,
+        labels: e.labels,
+        skipped: e.skipped,
+    };
+    if group.world_size() == 1 {
+        return Ok((img, txt, meta));
+    }
+    let to_bytes = |t: &Tensor| -> Result<Vec<u8>> {
+        let v = Vec::<f32>::try_from(t.reshape([-1]))?;
+        Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    };
+    let from_bytes = |b: &[u8]| -> Tensor {
+        let v: Vec<f32> = b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Tensor::from_slice(&v).view([-1, dim])
+    };
+    let json = serde_json::to_vec(&meta).map_err(|e| EvalError::Invalid(e.to_string()))?;
+    let imgs = palisade_sharding::all_gather_bytes(group, &to_bytes(&img)?)?;
+    let txts = palisade_sharding::all_gather_bytes(group, &to_bytes(&txt)?)?;
+    let metas = palisade_sharding::all_gather_bytes(group, &json)?;
+    let mut all = Meta {
+        texts: Vec::new(),
+        labels: BTreeMap::new(),
+        skipped: 0,
+    };
+    for (rank, m) in metas.iter().enumerate() {
+        let m: Meta = serde_json::from_slice(m).map_err(|e| {
+            EvalError::Invalid(format!("rank {rank} sent unreadable evaluation data: {e}"))
+        })?;
+        all.texts.extend(m.texts);
+        for (k, v) in m.labels {
+            all.labels.entry(k).or_default().extend(v);
+        }
+        all.skipped += m.skipped;
+    }
+    let img = Tensor::cat(&imgs.iter().map(|b| from_bytes(b)).collect::<Vec<_>>(), 0);
+    let txt = Tensor::cat(&txts.iter().map(|b| from_bytes(b)).collect::<Vec<_>>(), 0);
+    Ok((img, txt, all))
+}
+
+/// Embeds this rank's batches, gathers every rank's embeddings, then scores retrieval and the
+/// configured zero-shot tasks over the whole set (the same report on every rank).
+pub fn evaluate(
+    model: &SiglipModel,
+    batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
+    tokenizer: &TextTokenizer,
+    cfg: &EvalConfig,
+    step: Option<u64>,
+    group: &dyn ProcessGroup,
+) -> Result<EvalReport> {
+    let text_len = model.text.config().max_position_embeddings;
+    let dim = model.text.config().projection() as i64;
+    let (
+        img,
+        txt,
+        Meta {
+            texts,
+            labels,
+            skipped,
+        },
+    ) = gather(group, embed(model, batches)?, dim)?;
+    if texts.is_empty() {
+        return Err(EvalError::Invalid(
+            "evaluation data has no readable examples".into(),
+        ));
+    }
+    let n = texts.len();
+
+    let gold = retrieval::same_caption_groups(&texts);
+    let i2t = retrieval::recall_at_k(&score_rows(&img, &txt)?, &gold, &cfg.recall_at);
+    let t2i = retrieval::recall_at_k(&score_rows(&txt, &img)?, &gold, &cfg.recall_at);
+    let chance = retrieval::chance_recall(n, &gold, &cfg.recall_at);
+    let mut results = Vec::new();
+    for (dir, rec) in [("image_to_text", &i2t), ("text_to_image", &t2i)] {
+        for ((k, r), (_, c)) in rec.iter().zip(&chance) {
+            results.push(RetrievalResult {
+                direction: dir.into(),
+                k: *k,
+                recall: *r,
+                chance: *c,
+            });
+        }
+    }
+
+    let mut zs = Vec::new();
+    for task in &cfg.zero_shot {
+        let column = labels.get(&task.label_column).ok_or_else(|| {
+            EvalError::Invalid(format!(
+                "eval.zero_shot ({}): label column {:?} was not loaded with the evaluation data",
+                task.name, task.label_column
+            ))
+        })?;
+        let class_emb = tch::no_grad(|| {
+            class_embeddings(model, tokenizer, &task.classes, &task.templates, text_len)
+        })?;
+        let scores = score_rows(&img, &class_emb)?;
+        let y: Vec<Option<usize>> = column
+            .iter()
+            .map(|l| task.classes.iter().position(|c| c == l))
+            .collect();
+        zs.push(ZeroShotResult {
+            name: task.name.clone(),
+            accuracy: zero_shot::accuracy(&scores, &y),
+            chance: 1.0 / task.classes.len() as f64,
+            majority: zero_shot::majority_rate(&y, task.classes.len()),
+            classes: task.classes.len(),
+            examples: n,
+        });
+    }
+    Ok(EvalReport {
+        step,
+        examples: n,
+        skipped,
+        retrieval: results,
+        zero_shot: zs,
+        tasks: Vec::new(),
+        qualitative: Vec::new(),
+    })
+}
+
+/// One normalised embedding per class: the mean of its template embeddings, renormalised.
+fn class_embeddings(
+    model: &SiglipModel,
+    tok: &TextTokenizer,
+    classes: &[String],
+    templates: &[String],
+    text_len: usize,
+) -> Result<Tensor> {
+    let device = model.vs.device();
+    let mut rows = Vec::new();
+    for c in classes {
+        let mut ids = Vec::new();
+        for t in templates {
+            ids.extend(tok.encode_fixed(&t.replace("{}", c), text_len)?);
+        }
+        let ids = Tensor::from_slice(&ids)
+            .view([templates.len() as i64, text_len as i64])
+            .to_device(device);
+        let mean = model
+            .embed_texts(&ids)?
+            .mean_dim([0i64].as_slice(), false, Kind::Float);
+        rows.push(palisade_model::siglip::l2_normalize(&mean));
+    }
+    Ok(Tensor::stack(&rows, 0).to_device(Device::Cpu))
+}

@@ -1,0 +1,221 @@
+//! Benchmarks (`palisade bench`): training steps of a SigLIP config or a PaLI preset — forward,
+//! backward, clip, AdamW on random inputs of the configured sizes, excluding start-up and
+//! warm-up steps — and, in their own files, the input path (`data`) and generation (`decode`).
+
+pub mod data;
+pub mod decode;
+mod timing;
+
+use crate::config::ExperimentConfig;
+use crate::device::{parse_device, set_threads};
+use crate::error::Result;
+use crate::optimizer::{AdamW, AdamWConfig};
+use crate::stages::siglip::{build_model, model_config};
+use palisade_model::pali::PaliConfig;
+use palisade_model::weights;
+use serde::Serialize;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Timings of one benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepBench {
+    /// Model parameters.
+    pub params: i64,
+    /// Examples (image-text pairs, or PaLI examples) per step.
+    pub batch_size: usize,
+    /// libtorch threads.
+    pub threads: i32,
+    /// Timed steps.
+    pub steps: usize,
+    /// Median milliseconds per step.
+    pub ms_per_step_median: f64,
+    /// Mean milliseconds per step.
+    pub ms_per_step_mean: f64,
+    /// Examples per second at the median.
+    pub examples_per_sec: f64,
+}
+
+impl StepBench {
+    /// The record of `steps` timed steps of a model with variables `vs`.
+    fn new(
+        vs: &tch::nn::VarStore,
+        batch_size: usize,
+        steps: usize,
+        median: f64,
+        mean: f64,
+    ) -> StepBench {
+        StepBench {
+            params: weights::trainable(vs)
+                .iter()
+                .map(|(_, t)| t.numel() as i64)
+                .sum(),
+            batch_size,
+            threads: tch::get_num_threads(),
+            steps,
+            ms_per_step_median: median,
+            ms_per_step_mean: mean,
+            examples_per_sec: batch_size as f64 * 1000.0 / median,
+        }
+    }
+}
+
+impl StepBench {
+    /// One line for people: time per step, throughput, sizes.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.2} ms/step (median of {}), {:.1} examples/s, batch {}, {} trainable params, {} threads",
+            self.ms_per_step_median,
+            self.steps,
+            self.examples_per_sec,
+            self.batch_size,
+            self.params,
+            self.threads
+        )
+    }
+}
+
+/// Runs `warmup` untimed and `steps` timed training steps of `cfg`'s SigLIP model. The
+/// vocabulary is `vocab`, else the text spec's, else the config's tokenizer's, else 32,000; with
+/// `config_out` the benchmarked model's config.json is written there (for the PyTorch baseline).
+pub fn train_step(
+    cfg: &ExperimentConfig,
+    vocab: Option<usize>,
+    config_out: Option<&Path>,
+    warmup: usize,
+    steps: usize,
+) -> Result<StepBench> {
+    let vocab = match vocab.or(cfg.model.text.as_ref().and_then(|t| t.vocab_size)) {
+        Some(v) => v,
+        None if cfg.data.tokenizer.exists() => cfg.data.load_tokenizer()?.vocab_size(),
+        None => 32000,
+    };
+    let device = parse_device(&cfg.device, 0)?;
+    set_threads(cfg.threads);
+    let mcfg = model_config(cfg, vocab)?;
+    if let Some(out) = config_out {
+        mcfg.save(out)?;
+    }
+    let model = build_model(cfg, &mcfg, device)?;
+    let t = &cfg.train;
+    let mut opt = AdamW::new(
+        weights::trainable(&model.vs),
+        AdamWConfig {
+            betas: t.betas,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+    );
+    let (b, s, l) = (
+        t.batch_size as i64,
+        mcfg.vision_config.image_size as i64,
+        mcfg.text_config.max_position_embeddings as i64,
+    );
+    let pixels = Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0;
+    let ids = Tensor::randint(
+        mcfg.text_config.vocab_size as i64,
+        [b, l],
+        (Kind::Int64, device),
+    );
+    let (median, mean) = timing::median_mean_ms(warmup, steps, || {
+        let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
+        loss.backward();
+        opt.clip_grad_norm(t.grad_clip);
+        opt.step(t.lr);
+        opt.zero_grad();
+        if device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+        Ok(())
+    })?;
+    Ok(StepBench::new(&model.vs, t.batch_size, steps, median, mean))
+}
+
+/// A PaLI train-step benchmark (`bench pali-train-step`): the model, the step's sizes, timing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PaliStepBench {
+    /// PaLI preset (`mu`, `tiny`, `pali3`).
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Vocabulary size.
+    #[arg(long, default_value_t = 1024)]
+    pub vocab: usize,
+    /// Image resolution (default: the preset's).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Examples per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Prompt tokens.
+    #[arg(long, default_value_t = 16)]
+    pub prompt_len: usize,
+    /// Target tokens.
+    #[arg(long, default_value_t = 16)]
+    pub target_len: usize,
+    /// Train the image encoder too (stage 2); by default it is frozen (stage 1, transfer).
+    #[arg(long)]
+    pub train_vision: bool,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// libtorch threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Also write the model's config.json (for the PyTorch baseline).
+    #[arg(long)]
+    pub model_config_out: Option<std::path::PathBuf>,
+}
+
+/// Times PaLI training steps (forward, token cross-entropy, backward, clip, AdamW) on random
+/// inputs, after untimed warm-up ones.
+pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
+    let mut cfg = PaliConfig::preset(&shape.preset, shape.vocab)?;
+    if let Some(s) = shape.image_size {
+        cfg.vision_config.image_size = s;
+    }
+    if let Some(out) = &shape.model_config_out {
+        cfg.save(out)?;
+    }
+    let (steps, warmup) = (shape.steps, shape.warmup);
+    let cfg = &cfg;
+    set_threads(shape.threads);
+    tch::manual_seed(0);
+    let model = palisade_model::pali::PaliModel::new(cfg, tch::Device::Cpu)?;
+    model.freeze_vision(!shape.train_vision);
+    let mut opt = AdamW::new(
+        weights::trainable(&model.vs),
+        AdamWConfig {
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 1e-4,
+        },
+    );
+    let (b, s) = (shape.batch as i64, cfg.vision_config.image_size as i64);
+    let dev = (Kind::Float, tch::Device::Cpu);
+    let pixels = Tensor::rand([b, 3, s, s], dev) * 2.0 - 1.0;
+    let vocab = cfg.text_config.vocab_size as i64;
+    let ids = Tensor::randint_low(
+        2,
+        vocab,
+        [b, shape.prompt_len as i64],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let mask = ids.ones_like();
+    let labels = Tensor::randint_low(
+        2,
+        vocab,
+        [b, shape.target_len as i64],
+        (Kind::Int64, tch::Device::Cpu),
+    );
+    let (median, mean) = timing::median_mean_ms(warmup, steps, || {
+        model.loss(&pixels, &ids, &mask, &labels, 0.0)?.backward();
+        opt.clip_grad_norm(1.0);
+        opt.step(1e-4);
+        opt.zero_grad();
+        Ok(())
+    })?;
+    Ok(StepBench::new(&model.vs, shape.batch, steps, median, mean))
+}

@@ -1,0 +1,110 @@
+//! The stage registry. Each stage kind of the recipe is one implementation of [`StageKind`] in
+//! one file, owning everything that differs between kinds: validation of the sections it
+//! needs, synthetic data, tokenizer, model build and initialisation, the training source, the
+//! loss, the logged scalars, saving and evaluation. Nothing outside this folder matches on the
+//! kind; adding one is a file and a line in [`REGISTRY`].
+
+mod pali;
+pub(crate) mod siglip;
+
+use crate::config::ExperimentConfig;
+use crate::error::Result;
+use crate::parallel::Mesh;
+use palisade_data::{Batch, RankShare, TrainSource};
+use palisade_evaluator::EvalReport;
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+/// Every stage kind, by name.
+const REGISTRY: &[&dyn StageKind] = &[&siglip::Siglip, &pali::Pali];
+
+/// The stage kind called `name`.
+pub fn kind(name: &str) -> std::result::Result<&'static dyn StageKind, String> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = REGISTRY.iter().map(|k| k.name()).collect();
+            format!(
+                "key stage: {name:?} is not a stage kind; expected one of {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// The kind of `cfg`'s stage (configs from [`ExperimentConfig::load`] always have one).
+pub fn kind_of(cfg: &ExperimentConfig) -> Result<&'static dyn StageKind> {
+    kind(&cfg.stage).map_err(crate::TrainerError::Config)
+}
+
+/// What differs between stage kinds before there is a model.
+pub trait StageKind: Sync {
+    /// Its name in configs (`stage: siglip`).
+    fn name(&self) -> &'static str;
+    /// Checks the sections this kind needs; messages name the key.
+    fn validate(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String>;
+    /// The config key naming what this kind is evaluated on (`data.eval`, `eval.tasks`).
+    fn eval_key(&self) -> &'static str;
+    /// Generates the `data.synth` data and tokenizer this kind trains on, when missing.
+    fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()>;
+    /// The model to train on `device`, initialised from the seed or `model.init*` folders.
+    fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>>;
+    /// A trained model from the model folder `dir`, for evaluation.
+    fn load(
+        &self,
+        cfg: &ExperimentConfig,
+        dir: &Path,
+        device: Device,
+    ) -> Result<Box<dyn StageModel>>;
+}
+
+/// A stage's model, with what training and evaluation do with it.
+pub trait StageModel {
+    /// Its variables (trainable ones require gradients).
+    fn vs(&self) -> &nn::VarStore;
+    /// This rank's training batches.
+    fn train_source(
+        &self,
+        cfg: &ExperimentConfig,
+        share: RankShare,
+    ) -> Result<Box<dyn TrainSource>>;
+    /// This rank's loss on its batch (under bf16 autocast on CUDA); the mean over ranks is the
+    /// global batch's loss.
+    fn loss(&self, batch: &Batch, mesh: &Mesh) -> Result<Tensor>;
+    /// Scalars to log beside the loss (SigLIP's temperature and bias).
+    fn scalars(&self) -> Vec<(String, f64)>;
+    /// Writes the model folder's files into `dir`.
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// Evaluates on the held-out data `cfg` names, on every rank of `mesh` together; `None` when
+    /// it names none. With `report_dir`, example images are written under it.
+    fn evaluate(
+        &self,
+        cfg: &ExperimentConfig,
+        mesh: &Mesh,
+        step: Option<u64>,
+        report_dir: Option<&Path>,
+    ) -> Result<Option<EvalReport>>;
+}
+
+/// What the evaluation runs read from an experiment.
+fn eval_setup(cfg: &ExperimentConfig) -> palisade_evaluator::EvalSetup<'_> {
+    palisade_evaluator::EvalSetup {
+        data: &cfg.data,
+        eval: &cfg.eval,
+        seed: cfg.seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_found_by_name_and_unknown_names_listed() {
+        assert_eq!(kind("siglip").unwrap().name(), "siglip");
+        assert_eq!(kind("pali").unwrap().name(), "pali");
+        let e = kind("clip").err().unwrap();
+        assert!(e.contains("\"clip\"") && e.contains("siglip, pali"), "{e}");
+    }
+}

@@ -1,0 +1,170 @@
+//! PaLI stages (1: task mixture with the ViT frozen; 2: higher resolution, everything trained;
+//! transfer: one task, ViT frozen): the ViT's tokens into a T5/UL2 encoder-decoder trained on a
+//! weighted task mixture with token cross-entropy, evaluated on `eval.tasks`.
+
+use super::{eval_setup, StageKind, StageModel};
+use crate::config::ExperimentConfig;
+use crate::error::{Result, TrainerError};
+use crate::parallel::Mesh;
+use palisade_data::{Batch, Prefetch, RankShare, TextTokenizer, TrainSource};
+use palisade_evaluator::inputs::PaliInputs;
+use palisade_evaluator::runs::pali::evaluate_tasks;
+use palisade_evaluator::EvalReport;
+use palisade_model::folder::TOKENIZER_FILE;
+use palisade_model::pali::{PaliConfig, PaliModel};
+use palisade_model::siglip::vit::Resample;
+use std::path::Path;
+use std::sync::Arc;
+use tch::{nn, Device, Tensor};
+
+/// The PaLI stage kind.
+pub struct Pali;
+
+/// The PaLI config the experiment describes: `model.vision` (ViT) and `model.language` (T5/UL2),
+/// with the vocabulary of the tokenizer.
+fn pali_config(cfg: &ExperimentConfig, vocab: usize) -> Result<PaliConfig> {
+    let lang = cfg
+        .model
+        .language
+        .as_ref()
+        .ok_or_else(|| TrainerError::Config("key model.language: not configured".into()))?;
+    let mut pcfg = PaliConfig::new(cfg.model.vision.resolve()?, lang.resolve(vocab)?);
+    pcfg.max_text_len = pcfg.max_text_len.max(cfg.data.text_len);
+    Ok(pcfg)
+}
+
+impl StageKind for Pali {
+    fn name(&self) -> &'static str {
+        "pali"
+    }
+
+    fn validate(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String> {
+        if cfg.model.language.is_none() {
+            return Err("key model.language: stage pali needs the language model".into());
+        }
+        cfg.data.validate_mixture()
+    }
+
+    fn eval_key(&self) -> &'static str {
+        "eval.tasks"
+    }
+
+    fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()> {
+        match &cfg.data.synth {
+            Some(s) => Ok(s.ensure_tasks(cfg.seed, &cfg.data.tokenizer)?),
+            None => Ok(()),
+        }
+    }
+
+    fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>> {
+        // PaLI reads and writes boxes as location tokens.
+        let tok = Arc::new(cfg.data.load_tokenizer()?.with_loc_tokens());
+        let pcfg = pali_config(cfg, tok.vocab_size())?;
+        tch::manual_seed(cfg.seed as i64);
+        let model = match &cfg.model.init {
+            Some(dir) => {
+                let m = PaliModel::load(dir, device)?;
+                if m.config() != &pcfg {
+                    return Err(TrainerError::Config(format!(
+                        "key model.init: {} holds a PaLI model whose config differs from the experiment's",
+                        dir.display()
+                    )));
+                }
+                m
+            }
+            None => PaliModel::new(&pcfg, device)?,
+        };
+        if let Some(dir) = &cfg.model.init_vision {
+            model.load_vision_from(dir, Resample::Bilinear)?;
+        }
+        if let Some(dir) = &cfg.model.init_language {
+            model.load_language_model_from(dir)?;
+        }
+        model.freeze_vision(cfg.train.freeze_vision);
+        Ok(Box::new(PaliStage {
+            model,
+            tok,
+            label_smoothing: cfg.train.label_smoothing,
+        }))
+    }
+
+    fn load(
+        &self,
+        cfg: &ExperimentConfig,
+        dir: &Path,
+        device: Device,
+    ) -> Result<Box<dyn StageModel>> {
+        let model = PaliModel::load(dir, device)?;
+        // The checkpoint's tokenizer (with location tokens) is the one the model learnt.
+        let tok_file = dir.join(TOKENIZER_FILE);
+        let tok = TextTokenizer::load(&tok_file).map_err(|e| {
+            TrainerError::Config(format!(
+                "{}: the PaLI checkpoint's tokenizer: {e}",
+                tok_file.display()
+            ))
+        })?;
+        Ok(Box::new(PaliStage {
+            model,
+            tok: Arc::new(tok),
+            label_smoothing: cfg.train.label_smoothing,
+        }))
+    }
+}
+
+/// A PaLI model, its tokenizer (saved beside the weights) and its loss settings.
+struct PaliStage {
+    model: PaliModel,
+    tok: Arc<TextTokenizer>,
+    label_smoothing: f64,
+}
+
+impl StageModel for PaliStage {
+    fn vs(&self) -> &nn::VarStore {
+        &self.model.vs
+    }
+
+    fn train_source(
+        &self,
+        cfg: &ExperimentConfig,
+        share: RankShare,
+    ) -> Result<Box<dyn TrainSource>> {
+        let image_size = self.model.config().vision_config.image_size;
+        let mixture = cfg.data.mixture(&self.tok, image_size, cfg.seed, share)?;
+        Ok(Box::new(Prefetch::new(mixture, cfg.data.prefetch)))
+    }
+
+    fn loss(&self, batch: &Batch, _mesh: &Mesh) -> Result<Tensor> {
+        let device = self.model.vs.device();
+        let x = PaliInputs::new(batch, self.tok.pad_id(), device);
+        Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
+            self.model
+                .loss(&x.pixels, &x.ids, &x.mask, &x.labels, self.label_smoothing)
+        })?)
+    }
+
+    fn scalars(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        self.model.save(dir)?;
+        Ok(self.tok.save(&dir.join(TOKENIZER_FILE))?)
+    }
+
+    fn evaluate(
+        &self,
+        cfg: &ExperimentConfig,
+        mesh: &Mesh,
+        step: Option<u64>,
+        report_dir: Option<&Path>,
+    ) -> Result<Option<EvalReport>> {
+        Ok(evaluate_tasks(
+            &self.model,
+            &self.tok,
+            &eval_setup(cfg),
+            mesh.dp(),
+            step,
+            report_dir,
+        )?)
+    }
+}
