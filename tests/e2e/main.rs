@@ -8,6 +8,7 @@ mod common;
 mod distributed;
 mod pali;
 mod parity;
+mod pretrained;
 mod report;
 mod score;
 mod training;

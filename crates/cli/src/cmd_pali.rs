@@ -9,14 +9,16 @@ use std::path::PathBuf;
 /// PaLI model-folder subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Create a PaLI model folder from a preset, optionally initialised from SigLIP and T5 folders.
+    /// Create a PaLI model folder from pretrained SigLIP and T5 folders (hub-shaped or
+    /// palisade's), a preset sizing what they do not bring.
     Init {
-        /// Size preset: `mu`, `tiny` (tests) or `pali3` (SigLIP G/14 + UL2 3B).
-        #[arg(long)]
-        preset: String,
-        /// tokenizer.json; location tokens <loc0000>…<loc1023> are added if missing.
-        #[arg(long)]
-        tokenizer: PathBuf,
+        /// Size preset for the parts no folder brings: `mu`, `tiny` (tests) or `pali3`.
+        #[arg(long, required_unless_present_all = ["siglip", "t5"])]
+        preset: Option<String>,
+        /// tokenizer.json or SentencePiece .model (default: the --t5 folder's); location
+        /// tokens <loc0000>…<loc1023> are added if missing.
+        #[arg(long, required_unless_present = "t5")]
+        tokenizer: Option<PathBuf>,
         /// Image resolution (default: the preset's).
         #[arg(long)]
         image_size: Option<usize>,
@@ -77,15 +79,16 @@ pub fn run(c: Command) -> Result<()> {
             seed,
         } => {
             let init = PaliInit {
-                preset: &preset,
-                vocab_size: 0, // the tokenizer's, location tokens included
+                preset: preset.as_deref(),
+                vocab_size: 0,          // the tokenizer's, location tokens included
+                pretrained_vocab: None, // the T5 tokenizer's
                 image_size,
                 siglip: siglip.as_deref(),
                 resample,
                 t5: t5.as_deref(),
                 seed,
             };
-            model_folders::pali_init(init, &tokenizer, &out)?
+            model_folders::pali_init(init, tokenizer.as_deref(), &out)?
         }
         Command::Resize {
             checkpoint,

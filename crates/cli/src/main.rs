@@ -3,6 +3,7 @@
 mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
+mod cmd_export;
 mod cmd_forward;
 mod cmd_import;
 mod cmd_launch;
@@ -10,6 +11,7 @@ mod cmd_pali;
 mod cmd_predict;
 mod cmd_report;
 mod cmd_score;
+mod cmd_tokenize;
 mod cmd_train;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,8 @@ enum Command {
     /// Import weights saved by other frameworks.
     #[command(subcommand)]
     Import(cmd_import::Command),
+    /// Write a model folder as transformers' classes load it (PaLI: vision/, language/, projector).
+    Export(cmd_export::Args),
     /// Run a checkpoint on tensors from a safetensors file and write its outputs.
     Forward(cmd_forward::Args),
     /// Assemble, resize and export PaLI model folders.
@@ -51,6 +55,8 @@ enum Command {
     /// Rebuild a run's reports (JSON, Markdown, one HTML page with plots and examples), or
     /// compare several runs with --out.
     Report(cmd_report::Args),
+    /// Print the token ids a tokenizer gives each text (JSON, one line per text).
+    Tokenize(cmd_tokenize::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -72,11 +78,13 @@ fn main() {
         Command::Eval(a) => cmd_eval::run(a),
         Command::Data(c) => cmd_data::run(c),
         Command::Import(c) => cmd_import::run(c),
+        Command::Export(a) => cmd_export::run(a),
         Command::Forward(a) => cmd_forward::run(a),
         Command::Pali(c) => cmd_pali::run(c),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Score(c) => cmd_score::run(c),
         Command::Report(a) => cmd_report::run(a),
+        Command::Tokenize(a) => cmd_tokenize::run(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
     };

@@ -15,6 +15,7 @@ pub mod prefetch;
 pub mod prompts;
 mod row_id;
 pub mod section;
+pub mod sentencepiece;
 pub mod shard_writer;
 pub mod shards;
 pub mod spec;

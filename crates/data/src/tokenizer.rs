@@ -9,7 +9,9 @@ use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::whitespace::Whitespace;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::{
+    AddedToken, PostProcessor, SplitDelimiterBehavior, Tokenizer, TruncationDirection,
+};
 
 use crate::error::{DataError, Result};
 
@@ -126,11 +128,17 @@ impl TextTokenizer {
         }
     }
 
-    /// Loads any Hugging Face `tokenizer.json`.
+    /// Loads any Hugging Face `tokenizer.json` (a hub tokenizer is used as it is: normaliser,
+    /// pre-tokeniser, post-processor), or a SentencePiece `.model` file read as transformers'
+    /// T5 tokenizer reads it ([`crate::sentencepiece`]).
     pub fn load(path: &Path) -> Result<TextTokenizer> {
         let ctx = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let inner: Tokenizer = text.parse().map_err(|e| tok_err(&ctx, e))?;
+        let inner: Tokenizer = if path.extension().is_some_and(|e| e == "model") {
+            crate::sentencepiece::SentencePieceModel::load(path)?.to_tokenizer(path)?
+        } else {
+            let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+            text.parse().map_err(|e| tok_err(&ctx, e))?
+        };
         Self::from_tokenizer(inner, &ctx)
     }
 
@@ -165,14 +173,46 @@ impl TextTokenizer {
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
-    /// Exactly `len` ids: the text's ids, then EOS (kept when truncating), then padding.
+    /// The ids the model sees for `text`: the tokenizer's post-processor applied (a hub T5's
+    /// appends `</s>`, Gemma's prepends `<bos>`), or for a tokenizer without one, EOS appended.
+    /// With `max_len`, the text is cut first so that the special tokens still fit.
+    pub fn encode_for_model(&self, text: &str, max_len: Option<usize>) -> Result<Vec<i64>> {
+        let ctx = || format!("encoding {text:?}");
+        let mut enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| tok_err(ctx(), e))?;
+        let post = self.inner.get_post_processor();
+        let added = post.map_or(1, |p| p.added_tokens(false));
+        if let Some(len) = max_len {
+            enc.truncate(len.saturating_sub(added), 0, TruncationDirection::Right);
+        }
+        let mut ids: Vec<i64> = match post {
+            Some(_) => self
+                .inner
+                .post_process(enc, None, true)
+                .map_err(|e| tok_err(ctx(), e))?
+                .get_ids()
+                .iter()
+                .map(|&i| i64::from(i))
+                .collect(),
+            None => enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
+        };
+        if post.is_none() {
+            ids.push(self.eos_id());
+        }
+        if let Some(len) = max_len {
+            ids.truncate(len);
+        }
+        Ok(ids)
+    }
+
+    /// Exactly `len` ids: [`Self::encode_for_model`] cut to fit (EOS kept), then padding.
     pub fn encode_fixed(&self, text: &str, len: usize) -> Result<Vec<i64>> {
         if len == 0 {
             return Err(DataError::config("text_len", "must be at least 1"));
         }
-        let mut ids = self.encode(text)?;
-        ids.truncate(len - 1);
-        ids.push(self.eos_id());
+        let mut ids = self.encode_for_model(text, Some(len))?;
         ids.resize(len, self.pad_id());
         Ok(ids)
     }
@@ -211,6 +251,16 @@ impl TextTokenizer {
         let last = self.inner.token_to_id(&loc_token(LOC_TOKENS - 1))?;
         (last == base + LOC_TOKENS as u32 - 1).then_some(i64::from(base))
     }
+}
+
+/// The ids the model would see for each of `texts` with the tokenizer at `path`
+/// (`palisade tokenize`).
+pub fn tokenize_texts<S: AsRef<str>>(path: &Path, texts: &[S]) -> Result<Vec<Vec<i64>>> {
+    let tok = TextTokenizer::load(path)?;
+    texts
+        .iter()
+        .map(|t| tok.encode_for_model(t.as_ref(), None))
+        .collect()
 }
 
 /// Number of location bins (PaLI: 1024).

@@ -22,7 +22,7 @@ pub use error::{ModelError, Result};
 pub use folder::model_type;
 pub use section::ModelSection;
 pub use siglip::{
-    sigmoid_loss, SiglipConfig, SiglipModel, SiglipOutput, SiglipTextConfig, SiglipVisionConfig,
-    TextSpec, TowerSpec, VisionSpec,
+    sigmoid_loss, SiglipConfig, SiglipModel, SiglipOutput, SiglipTextConfig, SiglipVision,
+    SiglipVisionConfig, TextSpec, TowerSpec, VisionSpec,
 };
 pub use t5::LanguageSpec;

@@ -8,7 +8,8 @@ use palisade_model::folder::{copy_tokenizer, TOKENIZER_FILE};
 use palisade_model::pali::{PaliInit, PaliModel};
 use palisade_model::siglip::vit::Resample;
 use palisade_model::t5::T5Checkpoint;
-use palisade_model::SiglipModel;
+use palisade_model::weights::MAX_SHARD_BYTES;
+use palisade_model::{SiglipModel, SiglipVision};
 use std::path::Path;
 
 /// What a command wrote, as a sentence for its user.
@@ -37,7 +38,14 @@ fn parameters(vs: &tch::nn::VarStore) -> i64 {
 }
 
 /// Imports a transformers `SiglipModel` folder into `out`.
+/// A `SiglipVisionModel` folder is imported as a vision-only folder.
 pub fn import_siglip(hf_dir: &Path, out: &Path) -> Result<Written> {
+    let kind = palisade_model::model_type(hf_dir).map_err(|e| importing(hf_dir, e))?;
+    if kind == "siglip_vision_model" {
+        let m = SiglipVision::load(hf_dir, tch::Device::Cpu).map_err(|e| importing(hf_dir, e))?;
+        new_folder(out, |d| Ok(m.save(d)?))?;
+        return Ok(imported(hf_dir, &m.vs, out));
+    }
     let model = SiglipModel::load(hf_dir, tch::Device::Cpu).map_err(|e| importing(hf_dir, e))?;
     new_folder(out, |d| Ok(model.save(d)?))?;
     Ok(imported(hf_dir, &model.vs, out))
@@ -63,13 +71,40 @@ fn importing(dir: &Path, e: palisade_model::ModelError) -> TrainerError {
     TrainerError::Config(format!("importing {}: {e}", dir.display()))
 }
 
-/// A new PaLI folder at `out`: `init` (its vocabulary taken from `tokenizer`, to which the
-/// location tokens <loc0000>…<loc1023> are added if missing) and that tokenizer.
-pub fn pali_init(init: PaliInit, tokenizer: &Path, out: &Path) -> Result<Written> {
-    let preset = init.preset;
-    let tok = TextTokenizer::load(tokenizer)?.with_loc_tokens();
+/// The tokenizer a T5 folder ships: `tokenizer.json`, else SentencePiece's `spiece.model`.
+pub fn t5_tokenizer(t5_dir: &Path) -> Result<std::path::PathBuf> {
+    let json = t5_dir.join(TOKENIZER_FILE);
+    let spm = t5_dir.join("spiece.model");
+    match (json.exists(), spm.exists()) {
+        (true, _) => Ok(json),
+        (false, true) => Ok(spm),
+        _ => Err(TrainerError::Config(format!(
+            "{}: has no {TOKENIZER_FILE} or spiece.model; name one with --tokenizer",
+            t5_dir.display()
+        ))),
+    }
+}
+
+/// A new PaLI folder at `out`: `init`, its vocabulary that of `tokenizer` (default: the T5
+/// folder's) with the location tokens <loc0000>…<loc1023> added, and that tokenizer. The
+/// T5's embedding rows of the tokenizer's own tokens are kept; the new tokens get new rows.
+pub fn pali_init(init: PaliInit, tokenizer: Option<&Path>, out: &Path) -> Result<Written> {
+    let what = init.preset.unwrap_or("from pretrained parts");
+    let path = match (tokenizer, init.t5) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(t5)) => t5_tokenizer(t5)?,
+        (None, None) => {
+            return Err(TrainerError::Config(
+                "--tokenizer: needed when no --t5 folder brings its own".into(),
+            ))
+        }
+    };
+    let base = TextTokenizer::load(&path)?;
+    let pretrained_vocab = base.vocab_size();
+    let tok = base.with_loc_tokens();
     let init = PaliInit {
         vocab_size: tok.vocab_size(),
+        pretrained_vocab: init.t5.map(|_| pretrained_vocab),
         ..init
     };
     // Errors name the SigLIP or T5 file they come from.
@@ -79,9 +114,11 @@ pub fn pali_init(init: PaliInit, tokenizer: &Path, out: &Path) -> Result<Written
         Ok(tok.save(&d.join(TOKENIZER_FILE))?)
     })?;
     Ok(Written(format!(
-        "wrote PaLI {preset} ({} px, vocabulary {}, {} parameters) to {}",
+        "wrote PaLI {what} ({} px, vocabulary {}: {} of {} new, {} parameters) to {}",
         model.config().vision_config.image_size,
         tok.vocab_size(),
+        tok.vocab_size().saturating_sub(pretrained_vocab),
+        path.display(),
         parameters(&model.vs),
         out.display()
     )))
@@ -113,11 +150,69 @@ pub fn pali_resize(
 pub fn pali_export_t5(checkpoint: &Path, out: &Path) -> Result<Written> {
     let model = PaliModel::load(checkpoint, tch::Device::Cpu)?;
     new_folder(out, |d| {
-        model.save_language_model(d)?;
+        model.save_language_model(d, MAX_SHARD_BYTES)?;
         Ok(copy_tokenizer(checkpoint, d)?)
     })?;
     Ok(Written(format!(
         "exported the language model of {} to {}",
+        checkpoint.display(),
+        out.display()
+    )))
+}
+
+/// A model folder as transformers' classes load it, in `out`: a SigLIP folder as a
+/// `SiglipModel` (or `SiglipVisionModel`) folder; a PaLI folder as `vision/` (a
+/// `SiglipVisionModel`), `language/` (a `T5ForConditionalGeneration`), `projector.safetensors`
+/// and its tokenizer. Weights over `max_shard_bytes` are written in shards with an index.
+pub fn export_hf(checkpoint: &Path, out: &Path, max_shard_bytes: u64) -> Result<Written> {
+    let kind = palisade_model::model_type(checkpoint)?;
+    match kind.as_str() {
+        "siglip" => {
+            let m = SiglipModel::load(checkpoint, tch::Device::Cpu)?;
+            new_folder(out, |d| {
+                m.config().save(&d.join(palisade_model::folder::CONFIG_FILE))?;
+                palisade_model::weights::save_sharded(
+                    &palisade_model::weights::named_cpu(&m.vs),
+                    d,
+                    max_shard_bytes,
+                )?;
+                Ok(copy_tokenizer(checkpoint, d)?)
+            })?;
+        }
+        "siglip_vision_model" => {
+            let m = SiglipVision::load(checkpoint, tch::Device::Cpu)?;
+            new_folder(out, |d| {
+                m.config().save(&d.join(palisade_model::folder::CONFIG_FILE))?;
+                palisade_model::weights::save_sharded(
+                    &palisade_model::weights::named_cpu(&m.vs),
+                    d,
+                    max_shard_bytes,
+                )?;
+                Ok(())
+            })?;
+        }
+        "pali" => {
+            let m = PaliModel::load(checkpoint, tch::Device::Cpu)?;
+            new_folder(out, |d| {
+                for sub in ["vision", "language"] {
+                    std::fs::create_dir_all(d.join(sub)).map_err(crate::error::io_at(d.join(sub)))?;
+                }
+                m.save_vision_model(&d.join("vision"), max_shard_bytes)?;
+                m.save_language_model(&d.join("language"), max_shard_bytes)?;
+                m.save_projector(&d.join("projector.safetensors"))?;
+                copy_tokenizer(checkpoint, &d.join("language"))?;
+                Ok(copy_tokenizer(checkpoint, d)?)
+            })?;
+        }
+        other => {
+            return Err(TrainerError::Config(format!(
+                "{}: model_type {other:?} has no transformers export (siglip, siglip_vision_model, pali)",
+                checkpoint.display()
+            )))
+        }
+    }
+    Ok(Written(format!(
+        "exported {} ({kind}) to {}",
         checkpoint.display(),
         out.display()
     )))

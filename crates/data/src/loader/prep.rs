@@ -186,19 +186,11 @@ impl Prep {
 
     /// Target token ids with EOS, `target_len` long, −100 after EOS (ignored by the loss).
     fn target_ids(&self, target: &str) -> std::result::Result<Vec<i64>, String> {
-        let n = self
-            .tokenizer
-            .encode(target)
-            .map_err(|e| e.to_string())?
-            .len()
-            + 1;
         let mut ids = self
             .tokenizer
-            .encode_fixed(target, self.target_len)
+            .encode_for_model(target, Some(self.target_len))
             .map_err(|e| e.to_string())?;
-        for id in ids.iter_mut().skip(n) {
-            *id = -100;
-        }
+        ids.resize(self.target_len, -100);
         Ok(ids)
     }
 }

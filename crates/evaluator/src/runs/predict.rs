@@ -76,8 +76,7 @@ pub fn predict(req: &PredictRequest) -> Result<Predicted> {
         Media::Image(_) => pixels.view([1, 3, s, s]),
         Media::Frames(_) => pixels.view([1, files.len() as i64, 3, s, s]),
     };
-    let mut ids = tok.encode(req.prompt)?;
-    ids.push(tok.eos_id());
+    let ids = tok.encode_for_model(req.prompt, None)?;
     let ids = Tensor::from_slice(&ids).unsqueeze(0);
     let mask = ids.ones_like();
     tch::manual_seed(req.seed);

@@ -1,31 +1,39 @@
-//! PaLI models made from parts: a preset whose ViT comes from a SigLIP folder and whose
-//! language model comes from a T5 folder; the same model at another resolution (224 → 812 →
-//! 1064, position embeddings resampled); and its language model as a transformers T5 folder.
+//! PaLI models made from parts: the image encoder from a SigLIP folder (a `SiglipModel` or a
+//! vision-only `SiglipVisionModel`, hub-shaped or palisade's) and the language model from a T5
+//! folder, each architecture taken from its folder, the rest from a preset; the same model at
+//! another resolution (224 → 812 → 1064, position embeddings resampled); and its parts exported
+//! as transformers folders.
 
 use super::{PaliConfig, PaliModel};
 use crate::error::{ModelError, Result};
-use crate::folder::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::folder::CONFIG_FILE;
 use crate::siglip::vit::{resample_posemb, Resample};
-use crate::siglip::{SiglipConfig, SiglipVisionConfig};
+use crate::siglip::SiglipVisionConfig;
+use crate::t5::T5Config;
 use crate::weights;
 use std::path::Path;
 
 /// What a new PaLI model starts from.
 #[derive(Debug, Clone)]
 pub struct PaliInit<'a> {
-    /// Size preset: `mu`, `tiny` (tests) or `pali3` (SigLIP G/14 + UL2 3B).
-    pub preset: &'a str,
+    /// Size preset for the parts not taken from folders: `mu`, `tiny` (tests) or `pali3`
+    /// (SigLIP G/14 + UL2 3B); needed unless both `siglip` and `t5` are given.
+    pub preset: Option<&'a str>,
     /// Vocabulary: the tokenizer's, location tokens included.
     pub vocab_size: usize,
-    /// Image resolution (default: the preset's).
+    /// Image resolution (default: the SigLIP's, else the preset's).
     pub image_size: Option<usize>,
     /// SigLIP model folder whose ViT (architecture and weights) becomes the image encoder; its
     /// text tower and pooling head are dropped.
     pub siglip: Option<&'a Path>,
     /// How SigLIP's position embeddings are resized to `image_size`.
     pub resample: Resample,
-    /// T5 folder (`palisade import hf-t5`) initialising the language model.
+    /// T5 folder (hub-shaped, or `palisade import hf-t5`) whose architecture and weights become
+    /// the language model.
     pub t5: Option<&'a Path>,
+    /// Rows of the T5's embedding that belong to its tokenizer's pieces; rows at and beyond it
+    /// (padding, and the vocabulary's growth) start afresh (default: every pretrained row).
+    pub pretrained_vocab: Option<usize>,
     /// Seed of the random initialisation of everything not loaded.
     pub seed: i64,
 }
@@ -34,27 +42,36 @@ pub struct PaliInit<'a> {
 pub(super) const POSEMB: &str = "vision_model.embeddings.position_embedding.weight";
 
 fn check_patches(v: &SiglipVisionConfig) -> Result<()> {
-    if v.patch_size == 0 || !v.image_size.is_multiple_of(v.patch_size) {
-        return Err(ModelError::Config(format!(
-            "image size {} is not a multiple of the patch size {}",
-            v.image_size, v.patch_size
-        )));
-    }
-    Ok(())
+    v.validate().map_err(ModelError::Config)
 }
 
 impl PaliModel {
     /// A new PaLI model on the CPU as `init` describes.
     pub fn assemble(init: &PaliInit) -> Result<PaliModel> {
-        let mut cfg = PaliConfig::preset(init.preset, init.vocab_size)?;
-        if let Some(dir) = init.siglip {
-            // The image encoder's architecture is the SigLIP model's; the preset sizes the rest.
-            let s = SiglipConfig::load(&dir.join(CONFIG_FILE))?;
-            cfg.vision_config = SiglipVisionConfig {
+        let preset = |part: &str| {
+            let name = init.preset.ok_or_else(|| {
+                ModelError::Config(format!(
+                    "the {part} comes from no folder, so a preset must size it"
+                ))
+            })?;
+            PaliConfig::preset(name, init.vocab_size)
+        };
+        let vision = match init.siglip {
+            // The image encoder's architecture is the SigLIP model's.
+            Some(dir) => SiglipVisionConfig {
                 vision_use_head: false,
-                ..s.vision_config
-            };
-        }
+                ..SiglipVisionConfig::of_folder(dir)?
+            },
+            None => preset("image encoder")?.vision_config,
+        };
+        let language = match init.t5 {
+            Some(dir) => T5Config {
+                vocab_size: init.vocab_size,
+                ..T5Config::load(&dir.join(CONFIG_FILE))?
+            },
+            None => preset("language model")?.text_config,
+        };
+        let mut cfg = PaliConfig::new(vision, language);
         if let Some(s) = init.image_size {
             cfg.vision_config.image_size = s;
         }
@@ -65,7 +82,7 @@ impl PaliModel {
             model.load_vision_from(dir, init.resample)?;
         }
         if let Some(dir) = init.t5 {
-            model.load_language_model_from(dir)?;
+            model.load_language_model_from(dir, init.pretrained_vocab)?;
         }
         Ok(model)
     }
@@ -89,9 +106,32 @@ impl PaliModel {
     }
 
     /// Writes the language model into `dir` as a transformers `T5ForConditionalGeneration`
-    /// folder (`config.json` + `model.safetensors`).
-    pub fn save_language_model(&self, dir: &Path) -> Result<()> {
+    /// folder (`config.json` + weights, in shards of at most `max_shard_bytes`).
+    pub fn save_language_model(&self, dir: &Path, max_shard_bytes: u64) -> Result<()> {
         self.config().text_config.save(&dir.join(CONFIG_FILE))?;
-        weights::write_atomic(&self.language_model_tensors(), &dir.join(WEIGHTS_FILE))
+        weights::save_sharded(&self.language_model_tensors(), dir, max_shard_bytes)?;
+        Ok(())
+    }
+
+    /// Writes the image encoder into `dir` as a transformers `SiglipVisionModel` folder.
+    pub fn save_vision_model(&self, dir: &Path, max_shard_bytes: u64) -> Result<()> {
+        self.config().vision_config.save(&dir.join(CONFIG_FILE))?;
+        let tensors = weights::select_prefix(
+            weights::named_cpu(&self.vs),
+            "vision_model.",
+            "vision_model.",
+        );
+        weights::save_sharded(&tensors, dir, max_shard_bytes)?;
+        Ok(())
+    }
+
+    /// Writes the projector's `weight` and `bias` to the safetensors file `path`.
+    pub fn save_projector(&self, path: &Path) -> Result<()> {
+        let tensors = weights::select_prefix(
+            weights::named_cpu(&self.vs),
+            "multi_modal_projector.",
+            "multi_modal_projector.",
+        );
+        weights::write_atomic(&tensors, path)
     }
 }

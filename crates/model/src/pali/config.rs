@@ -55,7 +55,7 @@ impl PaliConfig {
             ))
         })?;
         let spec = crate::siglip::TowerSpec {
-            preset: vit.into(),
+            preset: Some(vit.into()),
             image_size: Some(size),
             ..Default::default()
         };

@@ -13,6 +13,7 @@ use crate::folder::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::siglip::vit::{resample_posemb, Resample, VisionTransformer};
 use crate::t5::{token_cross_entropy, DecoderCache, T5Model};
 use crate::weights;
+use crate::weights::Weights;
 use std::path::Path;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
@@ -75,11 +76,11 @@ impl PaliModel {
         })
     }
 
-    /// Loads a PaLI folder (`config.json` + `model.safetensors`).
+    /// Loads a PaLI folder (`config.json` + weights, in one file or shards).
     pub fn load(dir: &Path, device: Device) -> Result<PaliModel> {
         let cfg = PaliConfig::load(&dir.join(CONFIG_FILE))?;
         let m = PaliModel::new(&cfg, device)?;
-        weights::load_into(&m.vs, &dir.join(WEIGHTS_FILE))?;
+        weights::load_dir(&m.vs, dir)?;
         Ok(m)
     }
 
@@ -94,39 +95,65 @@ impl PaliModel {
         &self.cfg
     }
 
-    /// Initialises the ViT from a SigLIP model folder (its text tower and pooling head dropped),
-    /// resampling the position embeddings when its resolution differs.
+    /// Initialises the ViT from a SigLIP model folder (a `SiglipModel` or a vision-only
+    /// `SiglipVisionModel`; its text tower and pooling head dropped), resampling the position
+    /// embeddings when its resolution differs. Tensors are read one at a time.
     pub fn load_vision_from(&self, siglip_dir: &Path, resample: Resample) -> Result<()> {
-        let path = siglip_dir.join(WEIGHTS_FILE);
-        let tensors =
-            weights::select_prefix(weights::read(&path)?, "vision_model.", "vision_model.");
+        let w = Weights::open_dir(siglip_dir)?;
         let grid = self.cfg.vision_config.grid() as i64;
-        let tensors = tensors
+        let tensors = w
+            .lazy()
             .into_iter()
-            .filter(|(n, _)| !n.starts_with("vision_model.head."))
-            .map(|(n, t)| {
-                if n == assemble::POSEMB {
-                    resample_posemb(&t, grid, resample).map(|t| (n, t))
-                } else {
-                    Ok((n, t))
+            .filter(|(n, _)| n.starts_with("vision_model.") && !n.starts_with("vision_model.head."))
+            .map(|(n, t)| match n.as_str() {
+                assemble::POSEMB => {
+                    let width = t.shape().last().copied().unwrap_or(0);
+                    let t = t.map(vec![grid * grid, width], move |t| {
+                        resample_posemb(&t, grid, resample)
+                    });
+                    (n, t)
                 }
+                _ => (n, t),
             })
-            .collect::<Result<Vec<_>>>()?;
-        weights::load_subset(&self.vs, tensors, "vision_model.", &path)
+            .collect();
+        weights::load_lazy(&self.vs, tensors, "vision_model.", w.origin())
     }
 
-    /// Initialises the language model from a T5 folder (e.g. `palisade import hf-t5`).
-    pub fn load_language_model_from(&self, t5_dir: &Path) -> Result<()> {
-        let path = t5_dir.join(WEIGHTS_FILE);
+    /// Initialises the language model from a T5 folder (hub-shaped, one file or shards, or
+    /// `palisade import hf-t5`). When this model's vocabulary is larger (location tokens), the
+    /// embedding and an untied head grow: rows below `pretrained_vocab` (default: all the file
+    /// has) are kept exactly, the others start at the kept rows' mean plus noise of 10⁻⁹ their
+    /// per-dimension variance (transformers' `mean_resizing`, diagonal).
+    pub fn load_language_model_from(
+        &self,
+        t5_dir: &Path,
+        pretrained_vocab: Option<usize>,
+    ) -> Result<()> {
+        let w = Weights::open_dir(t5_dir)?;
         let tied = self.cfg.text_config.tie_word_embeddings;
-        let tensors = weights::read(&path)?
+        let rows = self.cfg.text_config.vocab_size as i64;
+        let tensors = w
+            .lazy()
             .into_iter()
             .filter(|(n, _)| {
-                !(n.ends_with("embed_tokens.weight") || (tied && n == "lm_head.weight"))
+                !(n.ends_with("embed_tokens.weight")
+                    || (tied && n == "lm_head.weight")
+                    || n.ends_with("EncDecAttention.relative_attention_bias.weight"))
             })
-            .map(|(n, t)| (format!("language_model.{n}"), t))
+            .map(|(n, t)| {
+                let t = match n.as_str() {
+                    "shared.weight" | "lm_head.weight" => {
+                        let width = t.shape().get(1).copied().unwrap_or(0);
+                        t.map(vec![rows, width], move |t| {
+                            Ok(grow_rows(&t, rows, pretrained_vocab))
+                        })
+                    }
+                    _ => t,
+                };
+                (format!("language_model.{n}"), t)
+            })
             .collect();
-        weights::load_subset(&self.vs, tensors, "language_model.", &path)
+        weights::load_lazy(&self.vs, tensors, "language_model.", w.origin())
     }
 
     /// The language model's tensors with transformers' T5 names (loads into T5ForConditionalGeneration).
@@ -269,6 +296,22 @@ impl PaliModel {
     }
 }
 
+/// `table` [V0, D] as `rows` rows: the first `min(keep, V0, rows)` kept, the others new, drawn
+/// around the kept rows' mean (see [`PaliModel::load_language_model_from`]).
+pub fn grow_rows(table: &Tensor, rows: i64, keep: Option<usize>) -> Tensor {
+    let (v0, d) = (table.size()[0], table.size()[1]);
+    let kept = keep.map_or(v0, |k| k as i64).min(v0).min(rows);
+    let t = table.to_kind(Kind::Float);
+    let head = t.narrow(0, 0, kept);
+    if kept == rows {
+        return head;
+    }
+    let mean = head.mean_dim([0i64].as_slice(), true, Kind::Float);
+    let std = head.var_dim([0i64].as_slice(), false, true).sqrt() * 1e-9f64.sqrt();
+    let fresh = &mean + Tensor::randn([rows - kept, d], (Kind::Float, t.device())) * &std;
+    Tensor::cat(&[&head, &fresh], 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +369,30 @@ mod tests {
             .unwrap()
             .double_value(&[])
             .is_finite());
+    }
+
+    #[test]
+    fn a_grown_vocabulary_keeps_every_pretrained_row_and_adds_rows_near_their_mean() {
+        let table = Tensor::randn([10, 4], (Kind::Float, Device::Cpu));
+        let grown = grow_rows(&table, 14, Some(8));
+        assert_eq!(grown.size(), [14, 4]);
+        assert!(grown.narrow(0, 0, 8).equal(&table.narrow(0, 0, 8)));
+        let mean = table
+            .narrow(0, 0, 8)
+            .mean_dim([0i64].as_slice(), false, Kind::Float);
+        let new_rows = grown.narrow(0, 8, 6);
+        let off = (&new_rows - &mean).abs().max().double_value(&[]);
+        assert!(off < 1e-3, "new rows lie at the mean: {off}");
+        assert!(
+            new_rows
+                .get(0)
+                .ne_tensor(&new_rows.get(1))
+                .any()
+                .int64_value(&[])
+                == 1
+        );
+        // Fewer rows than the table: the first are kept.
+        assert!(grow_rows(&table, 6, None).equal(&table.narrow(0, 0, 6)));
     }
 
     #[test]

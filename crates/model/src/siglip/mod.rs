@@ -78,7 +78,7 @@ impl SiglipModel {
     pub fn load(dir: &Path, device: Device) -> Result<SiglipModel> {
         let cfg = SiglipConfig::load(&dir.join(CONFIG_FILE))?;
         let model = SiglipModel::new(&cfg, device)?;
-        weights::load_into(&model.vs, &dir.join(WEIGHTS_FILE))?;
+        weights::load_dir(&model.vs, dir)?;
         Ok(model)
     }
 
@@ -148,6 +148,50 @@ impl SiglipModel {
             &self.logit_scale,
             &self.logit_bias,
         ))
+    }
+}
+
+/// A vision-only model folder (transformers' `SiglipVisionModel`): the image tower alone, with
+/// or without its pooling head.
+#[derive(Debug)]
+pub struct SiglipVision {
+    /// All parameters (`vision_model.*`).
+    pub vs: nn::VarStore,
+    /// The tower.
+    pub tower: VisionTransformer,
+    cfg: SiglipVisionConfig,
+}
+
+impl SiglipVision {
+    /// A freshly initialised tower.
+    pub fn new(cfg: &SiglipVisionConfig, device: Device) -> Result<SiglipVision> {
+        cfg.validate().map_err(crate::ModelError::Config)?;
+        let vs = nn::VarStore::new(device);
+        let tower = VisionTransformer::new(&vs.root() / "vision_model", cfg);
+        Ok(SiglipVision {
+            vs,
+            tower,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Loads a `SiglipVisionModel` folder (ours or transformers').
+    pub fn load(dir: &Path, device: Device) -> Result<SiglipVision> {
+        let cfg = SiglipVisionConfig::load(&dir.join(CONFIG_FILE))?;
+        let m = SiglipVision::new(&cfg, device)?;
+        weights::load_dir(&m.vs, dir)?;
+        Ok(m)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.cfg.save(&dir.join(CONFIG_FILE))?;
+        weights::save(&self.vs, &dir.join(WEIGHTS_FILE))
+    }
+
+    /// The tower's config.
+    pub fn config(&self) -> &SiglipVisionConfig {
+        &self.cfg
     }
 }
 

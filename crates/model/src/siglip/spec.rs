@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct TowerSpec {
     /// Size preset: `tiny`, `B`, `So400m`, …; the image tower takes `SIZE/PATCH` (`B/16`).
-    pub preset: String,
+    /// Needed unless the tower comes from a model folder (PaLI's `model.init_vision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// Image tower: input resolution (default 224).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
@@ -58,6 +60,13 @@ impl TowerSpec {
         }
     }
 
+    /// The preset's name, required under `key`.
+    fn preset_named(&self, key: &str) -> Result<&str> {
+        self.preset
+            .as_deref()
+            .ok_or_else(|| ModelError::Config(format!("{key}.preset: not set")))
+    }
+
     /// Refuses keys of the other tower, set under `key`.
     fn refuse(&self, key: &str, others: &[(&str, bool)]) -> Result<()> {
         match others.iter().find(|(_, set)| *set) {
@@ -77,10 +86,10 @@ impl TowerSpec {
                 ("vocab_size", self.vocab_size.is_some()),
             ],
         )?;
-        let (preset, patch) = presets::parse_vision(&self.preset).ok_or_else(|| {
+        let name = self.preset_named("model.vision")?;
+        let (preset, patch) = presets::parse_vision(name).ok_or_else(|| {
             ModelError::Config(format!(
-                "model.vision.preset {:?} is unknown; expected SIZE or SIZE/PATCH with SIZE one of {}",
-                self.preset,
+                "model.vision.preset {name:?} is unknown; expected SIZE or SIZE/PATCH with SIZE one of {}",
                 presets::names()
             ))
         })?;
@@ -114,10 +123,10 @@ impl TowerSpec {
                 ("patch_size", self.patch_size.is_some()),
             ],
         )?;
-        let preset = presets::lookup(&self.preset).ok_or_else(|| {
+        let name = self.preset_named("model.text")?;
+        let preset = presets::lookup(name).ok_or_else(|| {
             ModelError::Config(format!(
-                "model.text.preset {:?} is unknown; expected one of {}",
-                self.preset,
+                "model.text.preset {name:?} is unknown; expected one of {}",
                 presets::names()
             ))
         })?;
@@ -133,6 +142,7 @@ impl TowerSpec {
             layer_norm_eps: ln_eps(),
             projection_size: Some(vision_width),
             pad_token_id: None,
+            bos_token_id: None,
             eos_token_id: None,
             model_type: text_type(),
         })
@@ -166,27 +176,27 @@ mod tests {
     #[test]
     fn presets_resolve_and_validate() {
         let v = TowerSpec {
-            preset: "B/16".into(),
+            preset: Some("B/16".into()),
             ..Default::default()
         };
         let t = TowerSpec {
-            preset: "B".into(),
+            preset: Some("B".into()),
             ..Default::default()
         };
         let cfg = SiglipConfig::from_specs(&v, &t, 32000).unwrap();
         assert_eq!(cfg.vision_config.grid(), 14);
         assert_eq!(cfg.text_config.projection(), 768);
         let bad = TowerSpec {
-            preset: "B/16".into(),
-            image_size: Some(100),
+            preset: Some("B/16".into()),
+            image_size: Some(8),
             ..Default::default()
         };
         let err = SiglipConfig::from_specs(&bad, &t, 10)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("image_size 100"), "{err}");
+        assert!(err.contains("image_size 8"), "{err}");
         let unknown = TowerSpec {
-            preset: "Z".into(),
+            preset: Some("Z".into()),
             ..Default::default()
         };
         assert!(unknown
@@ -199,14 +209,14 @@ mod tests {
     #[test]
     fn each_tower_refuses_the_others_keys() {
         let text_key_on_vision = TowerSpec {
-            preset: "mu".into(),
+            preset: Some("mu".into()),
             max_len: Some(8),
             ..Default::default()
         };
         let e = text_key_on_vision.resolve().unwrap_err().to_string();
         assert!(e.contains("model.vision.max_len"), "{e}");
         let vision_key_on_text = TowerSpec {
-            preset: "mu".into(),
+            preset: Some("mu".into()),
             patch_size: Some(8),
             ..Default::default()
         };

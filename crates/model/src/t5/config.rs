@@ -4,10 +4,13 @@ use crate::error::{ModelError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Sizes and variant switches of a T5 / UL2 model.
+/// Sizes and variant switches of a T5 / mT5 / umT5 / UL2 model. Every field is optional in a
+/// `config.json` with transformers' default; `tie_word_embeddings` defaults by `model_type`
+/// (`t5` and `umt5` tie, `mt5` does not).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawT5Config")]
 pub struct T5Config {
-    /// Vocabulary size.
+    /// Vocabulary size (rows of `shared`; may exceed the tokenizer's, as T5's 32,128 for 32,100).
     pub vocab_size: usize,
     /// Model width.
     pub d_model: usize,
@@ -18,40 +21,106 @@ pub struct T5Config {
     /// Encoder blocks.
     pub num_layers: usize,
     /// Decoder blocks (default: `num_layers`).
-    #[serde(default)]
     pub num_decoder_layers: Option<usize>,
     /// Attention heads.
     pub num_heads: usize,
     /// Relative-position buckets.
-    #[serde(default = "buckets")]
     pub relative_attention_num_buckets: usize,
     /// Distance beyond which positions share a bucket.
-    #[serde(default = "max_distance")]
     pub relative_attention_max_distance: usize,
     /// RMSNorm epsilon.
-    #[serde(default = "eps")]
     pub layer_norm_epsilon: f64,
-    /// `relu` (T5 v1.0) or `gated-gelu` (v1.1, UL2).
-    #[serde(default = "relu")]
+    /// `relu` (T5 v1.0), `gated-gelu` (v1.1, Flan-T5, mT5), `gated-silu` (UL2), `gelu`, …
     pub feed_forward_proj: String,
     /// Output head shares the input embedding, with the d_model^-0.5 rescale (T5 v1.0).
-    #[serde(default = "yes")]
     pub tie_word_embeddings: bool,
     /// Padding id.
-    #[serde(default)]
     pub pad_token_id: i64,
     /// End-of-sequence id.
-    #[serde(default = "one")]
     pub eos_token_id: i64,
     /// First decoder input (T5 uses the pad id).
-    #[serde(default)]
     pub decoder_start_token_id: i64,
     /// Dropout (kept for the config's round trip; palisade trains without dropout).
-    #[serde(default)]
     pub dropout_rate: f64,
-    /// Always `t5`.
-    #[serde(default = "t5_type")]
+    /// `t5`, `mt5` or `umt5` (a relative-position bias in every layer, not only the first).
     pub model_type: String,
+}
+
+/// The `config.json` as read, before the per-type defaults are filled in.
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawT5Config {
+    vocab_size: Option<usize>,
+    d_model: usize,
+    d_kv: usize,
+    d_ff: Option<usize>,
+    num_layers: Option<usize>,
+    num_decoder_layers: Option<usize>,
+    num_heads: Option<usize>,
+    relative_attention_num_buckets: usize,
+    relative_attention_max_distance: usize,
+    layer_norm_epsilon: f64,
+    feed_forward_proj: Option<String>,
+    tie_word_embeddings: Option<bool>,
+    pad_token_id: i64,
+    eos_token_id: i64,
+    decoder_start_token_id: i64,
+    dropout_rate: f64,
+    model_type: String,
+}
+
+impl Default for RawT5Config {
+    fn default() -> Self {
+        RawT5Config {
+            vocab_size: None,
+            d_model: 512,
+            d_kv: 64,
+            d_ff: None,
+            num_layers: None,
+            num_decoder_layers: None,
+            num_heads: None,
+            relative_attention_num_buckets: buckets(),
+            relative_attention_max_distance: max_distance(),
+            layer_norm_epsilon: eps(),
+            feed_forward_proj: None,
+            tie_word_embeddings: None,
+            pad_token_id: 0,
+            eos_token_id: 1,
+            decoder_start_token_id: 0,
+            dropout_rate: 0.1,
+            model_type: t5_type(),
+        }
+    }
+}
+
+impl From<RawT5Config> for T5Config {
+    fn from(r: RawT5Config) -> T5Config {
+        // transformers' defaults differ by model type: T5Config, MT5Config, UMT5Config.
+        let multilingual = r.model_type == "mt5" || r.model_type == "umt5";
+        T5Config {
+            vocab_size: r
+                .vocab_size
+                .unwrap_or(if multilingual { 250_112 } else { 32_128 }),
+            d_model: r.d_model,
+            d_kv: r.d_kv,
+            d_ff: r.d_ff.unwrap_or(if multilingual { 1024 } else { 2048 }),
+            num_layers: r.num_layers.unwrap_or(if multilingual { 8 } else { 6 }),
+            num_decoder_layers: r.num_decoder_layers,
+            num_heads: r.num_heads.unwrap_or(if multilingual { 6 } else { 8 }),
+            relative_attention_num_buckets: r.relative_attention_num_buckets,
+            relative_attention_max_distance: r.relative_attention_max_distance,
+            layer_norm_epsilon: r.layer_norm_epsilon,
+            feed_forward_proj: r
+                .feed_forward_proj
+                .unwrap_or_else(|| if multilingual { "gated-gelu" } else { "relu" }.into()),
+            tie_word_embeddings: r.tie_word_embeddings.unwrap_or(r.model_type != "mt5"),
+            pad_token_id: r.pad_token_id,
+            eos_token_id: r.eos_token_id,
+            decoder_start_token_id: r.decoder_start_token_id,
+            dropout_rate: r.dropout_rate,
+            model_type: r.model_type,
+        }
+    }
 }
 
 fn buckets() -> usize {
@@ -63,18 +132,12 @@ fn max_distance() -> usize {
 fn eps() -> f64 {
     1e-6
 }
-fn relu() -> String {
-    "relu".into()
-}
-fn yes() -> bool {
-    true
-}
-fn one() -> i64 {
-    1
-}
 fn t5_type() -> String {
     "t5".into()
 }
+
+/// The model types implemented.
+pub const MODEL_TYPES: [&str; 3] = ["t5", "mt5", "umt5"];
 
 /// A T5 size: width, head width, feed-forward, layers, heads.
 type Size = (usize, usize, usize, usize, usize);
@@ -132,16 +195,32 @@ impl T5Config {
         self.feed_forward_proj.starts_with("gated-")
     }
 
-    /// Activation of the feed-forward (`gelu` means tanh-approximated GELU, as T5's `gelu_new`).
+    /// Activation of the feed-forward as transformers picks it: `gated-gelu` is the tanh
+    /// approximation (`gelu_new`), a plain `gelu` the exact one, then `silu` or `relu`.
     pub fn activation(&self) -> &str {
-        self.feed_forward_proj.rsplit('-').next().unwrap_or("relu")
+        match self.feed_forward_proj.as_str() {
+            "gated-gelu" => "gelu_new",
+            p => p.rsplit('-').next().unwrap_or("relu"),
+        }
+    }
+
+    /// Whether every layer has its own relative-position bias (umT5) rather than the first alone.
+    pub fn bias_in_every_layer(&self) -> bool {
+        self.model_type == "umt5"
     }
 
     /// Checks the invariants the model code relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !matches!(self.activation(), "relu" | "gelu" | "silu")
-            || self.feed_forward_proj.split('-').count() > 2
-        {
+        if !MODEL_TYPES.contains(&self.model_type.as_str()) {
+            return Err(format!(
+                "model_type {:?} is not implemented; expected one of {}",
+                self.model_type,
+                MODEL_TYPES.join(", ")
+            ));
+        }
+        let parts: Vec<&str> = self.feed_forward_proj.split('-').collect();
+        let shape_ok = matches!(parts.as_slice(), [_] | ["gated", _]);
+        if !shape_ok || !matches!(self.activation(), "relu" | "gelu" | "gelu_new" | "silu") {
             return Err(format!(
                 "feed_forward_proj {:?} is not relu, gelu, gated-gelu, gated-relu or gated-silu",
                 self.feed_forward_proj

@@ -80,7 +80,8 @@ impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> Tensor {
         let h = x.apply(&self.wi[0]);
         let h = match self.act.as_str() {
-            "gelu" => h.gelu("tanh"),
+            "gelu_new" => h.gelu("tanh"),
+            "gelu" => h.gelu("none"),
             "silu" => h.silu(),
             _ => h.relu(),
         };

@@ -10,6 +10,6 @@ mod spec;
 mod stack;
 
 pub use attention::relative_position_bucket;
-pub use config::T5Config;
+pub use config::{T5Config, MODEL_TYPES};
 pub use model::{token_cross_entropy, DecoderCache, T5Checkpoint, T5Model};
 pub use spec::LanguageSpec;

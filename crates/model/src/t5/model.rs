@@ -190,15 +190,18 @@ impl T5Checkpoint {
         let cfg = T5Config::load(&dir.join(CONFIG_FILE))?;
         let vs = nn::VarStore::new(device);
         let model = T5Model::new(vs.root(), &cfg);
-        let path = dir.join(WEIGHTS_FILE);
+        let w = weights::Weights::open_dir(dir)?;
         let tied = cfg.tie_word_embeddings;
-        let tensors = weights::read(&path)?
+        let tensors = w
+            .lazy()
             .into_iter()
             .filter(|(n, _)| {
-                !(n.ends_with("embed_tokens.weight") || (tied && n == "lm_head.weight"))
+                !(n.ends_with("embed_tokens.weight")
+                    || (tied && n == "lm_head.weight")
+                    || n.ends_with("EncDecAttention.relative_attention_bias.weight"))
             })
             .collect();
-        weights::load_tensors_into(&vs, tensors, &path)?;
+        weights::load_lazy(&vs, tensors, "", w.origin())?;
         Ok(T5Checkpoint { vs, model })
     }
 

@@ -45,7 +45,12 @@ impl Encoder {
                 let b = &p / "block" / i / "layer";
                 EncoderBlock {
                     attn_norm: RmsNorm::new(&b / 0 / "layer_norm", cfg.d_model, eps),
-                    attn: T5Attention::new(&b / 0 / "SelfAttention", dims(cfg), i == 0, true),
+                    attn: T5Attention::new(
+                        &b / 0 / "SelfAttention",
+                        dims(cfg),
+                        i == 0 || cfg.bias_in_every_layer(),
+                        true,
+                    ),
                     ff_norm: RmsNorm::new(&b / 1 / "layer_norm", cfg.d_model, eps),
                     ff: feed_forward(&b / 1 / "DenseReluDense", cfg),
                 }
@@ -60,16 +65,23 @@ impl Encoder {
     /// Encodes embeddings `x` [B, T, D] under a 0/1 `mask` [B, T].
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
         let t = x.size()[1];
-        let pos = self.blocks[0]
+        let pad = padding_bias(mask);
+        // Block 0's bias serves every block that has none of its own (all but umT5's).
+        let shared = self.blocks[0]
             .attn
             .position_bias(t, t, 0, x.device())
-            .expect("block 0 owns the position bias");
-        let bias = pos + padding_bias(mask);
+            .expect("block 0 owns the position bias")
+            + &pad;
         let mut h = x.shallow_clone();
-        for b in &self.blocks {
+        for (i, b) in self.blocks.iter().enumerate() {
+            let own = (i > 0)
+                .then(|| b.attn.position_bias(t, t, 0, x.device()))
+                .flatten()
+                .map(|p| p + &pad);
+            let bias = own.as_ref().unwrap_or(&shared);
             let n = h.apply(&b.attn_norm);
             let (k, v) = b.attn.keys_values(&n);
-            h = &h + b.attn.attend(&n, &k, &v, &bias);
+            h = &h + b.attn.attend(&n, &k, &v, bias);
             h = &h + h.apply(&b.ff_norm).apply(&b.ff);
         }
         h.apply(&self.final_layer_norm)
@@ -116,7 +128,12 @@ impl Decoder {
                 let b = &p / "block" / i / "layer";
                 DecoderBlock {
                     self_norm: RmsNorm::new(&b / 0 / "layer_norm", cfg.d_model, eps),
-                    self_attn: T5Attention::new(&b / 0 / "SelfAttention", dims(cfg), i == 0, false),
+                    self_attn: T5Attention::new(
+                        &b / 0 / "SelfAttention",
+                        dims(cfg),
+                        i == 0 || cfg.bias_in_every_layer(),
+                        false,
+                    ),
                     cross_norm: RmsNorm::new(&b / 1 / "layer_norm", cfg.d_model, eps),
                     cross_attn: T5Attention::new(
                         &b / 1 / "EncDecAttention",
@@ -166,14 +183,20 @@ impl Decoder {
         let q = y.size()[1];
         let k_len = offset + q;
         let dev = y.device();
-        let pos = self.blocks[0]
+        let causal = causal_bias(q, k_len, offset, dev);
+        let shared = self.blocks[0]
             .self_attn
             .position_bias(q, k_len, offset, dev)
-            .expect("block 0 owns the position bias");
-        let self_bias = pos + causal_bias(q, k_len, offset, dev);
+            .expect("block 0 owns the position bias")
+            + &causal;
         let cross_bias = padding_bias(enc_mask);
         let mut h = y.shallow_clone();
         for (i, b) in self.blocks.iter().enumerate() {
+            let own = (i > 0)
+                .then(|| b.self_attn.position_bias(q, k_len, offset, dev))
+                .flatten()
+                .map(|p| p + &causal);
+            let self_bias = own.as_ref().unwrap_or(&shared);
             let n = h.apply(&b.self_norm);
             let (k, v) = b.self_attn.keys_values(&n);
             let (k, v) = match cache.as_deref_mut() {
@@ -185,7 +208,7 @@ impl Decoder {
                 }
                 None => (k, v),
             };
-            h = &h + b.self_attn.attend(&n, &k, &v, &self_bias);
+            h = &h + b.self_attn.attend(&n, &k, &v, self_bias);
             let n = h.apply(&b.cross_norm);
             let (ck, cv) = match cache.as_deref() {
                 Some(c) => (c[i].cross_k.shallow_clone(), c[i].cross_v.shallow_clone()),

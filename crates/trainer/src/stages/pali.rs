@@ -13,6 +13,8 @@ use palisade_evaluator::EvalReport;
 use palisade_model::folder::TOKENIZER_FILE;
 use palisade_model::pali::{PaliConfig, PaliModel};
 use palisade_model::siglip::vit::Resample;
+use palisade_model::t5::T5Config;
+use palisade_model::SiglipVisionConfig;
 use std::path::Path;
 use std::sync::Arc;
 use tch::{nn, Device, Tensor};
@@ -20,15 +22,34 @@ use tch::{nn, Device, Tensor};
 /// The PaLI stage kind.
 pub struct Pali;
 
-/// The PaLI config the experiment describes: `model.vision` (ViT) and `model.language` (T5/UL2),
-/// with the vocabulary of the tokenizer.
+/// The PaLI config the experiment describes, with the vocabulary of the tokenizer: the ViT of
+/// `model.vision`'s preset, else of the `model.init_vision` folder (at `model.vision.image_size`
+/// when set); the language model of `model.language`, else of the `model.init_language` folder.
 fn pali_config(cfg: &ExperimentConfig, vocab: usize) -> Result<PaliConfig> {
-    let lang = cfg
-        .model
-        .language
-        .as_ref()
-        .ok_or_else(|| TrainerError::Config("key model.language: not configured".into()))?;
-    let mut pcfg = PaliConfig::new(cfg.model.vision.resolve()?, lang.resolve(vocab)?);
+    let m = &cfg.model;
+    let vision = match (&m.vision.preset, &m.init_vision) {
+        (None, Some(dir)) => SiglipVisionConfig {
+            image_size: m
+                .vision
+                .image_size
+                .unwrap_or(SiglipVisionConfig::of_folder(dir)?.image_size),
+            ..SiglipVisionConfig::of_folder(dir)?
+        },
+        _ => m.vision.resolve()?,
+    };
+    let language = match (&m.language, &m.init_language) {
+        (Some(spec), _) => spec.resolve(vocab)?,
+        (None, Some(dir)) => T5Config {
+            vocab_size: vocab,
+            ..T5Config::load(&dir.join(palisade_model::folder::CONFIG_FILE))?
+        },
+        (None, None) => {
+            return Err(TrainerError::Config(
+                "key model.language: not configured (nor model.init_language)".into(),
+            ))
+        }
+    };
+    let mut pcfg = PaliConfig::new(vision, language);
     pcfg.max_text_len = pcfg.max_text_len.max(cfg.data.text_len);
     Ok(pcfg)
 }
@@ -39,8 +60,17 @@ impl StageKind for Pali {
     }
 
     fn validate(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String> {
-        if cfg.model.language.is_none() {
-            return Err("key model.language: stage pali needs the language model".into());
+        if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
+            return Err(
+                "key model.language: stage pali needs the language model (or model.init_language)"
+                    .into(),
+            );
+        }
+        if cfg.model.vision.preset.is_none() && cfg.model.init_vision.is_none() {
+            return Err(
+                "key model.vision.preset: stage pali needs the image encoder's size (or model.init_vision)"
+                    .into(),
+            );
         }
         cfg.data.validate_mixture()
     }
@@ -57,13 +87,24 @@ impl StageKind for Pali {
     }
 
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>> {
-        // PaLI reads and writes boxes as location tokens.
-        let tok = Arc::new(cfg.data.load_tokenizer()?.with_loc_tokens());
+        // PaLI reads and writes boxes as location tokens, each a new id.
+        let base = cfg.data.load_tokenizer()?;
+        let pretrained_vocab = base.vocab_size();
+        let tok = Arc::new(base.with_loc_tokens());
         let pcfg = pali_config(cfg, tok.vocab_size())?;
         tch::manual_seed(cfg.seed as i64);
         let model = match &cfg.model.init {
             Some(dir) => {
                 let m = PaliModel::load(dir, device)?;
+                let rows = m.config().text_config.vocab_size;
+                if rows < tok.vocab_size() {
+                    return Err(TrainerError::Config(format!(
+                        "key data.tokenizer: {} gives {} ids (location tokens included) but the language model in {} has {rows} rows",
+                        cfg.data.tokenizer.display(),
+                        tok.vocab_size(),
+                        dir.display()
+                    )));
+                }
                 if m.config() != &pcfg {
                     return Err(TrainerError::Config(format!(
                         "key model.init: {} holds a PaLI model whose config differs from the experiment's",
@@ -78,7 +119,7 @@ impl StageKind for Pali {
             model.load_vision_from(dir, Resample::Bilinear)?;
         }
         if let Some(dir) = &cfg.model.init_language {
-            model.load_language_model_from(dir)?;
+            model.load_language_model_from(dir, Some(pretrained_vocab))?;
         }
         model.freeze_vision(cfg.train.freeze_vision);
         Ok(Box::new(PaliStage {

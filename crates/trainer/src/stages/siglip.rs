@@ -57,6 +57,11 @@ impl StageKind for Siglip {
         if cfg.model.text.is_none() {
             return Err("key model.text: stage siglip needs the text tower".into());
         }
+        if cfg.model.vision.preset.is_none() {
+            return Err(
+                "key model.vision.preset: stage siglip needs the image tower's size".into(),
+            );
+        }
         cfg.data.validate_pairs()?;
         if !cfg.eval.tasks.is_empty() {
             return Err(
@@ -86,6 +91,14 @@ impl StageKind for Siglip {
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>> {
         let tok = Arc::new(cfg.data.load_tokenizer()?);
         let mcfg = model_config(cfg, tok.vocab_size())?;
+        if mcfg.text_config.vocab_size < tok.vocab_size() {
+            return Err(TrainerError::Config(format!(
+                "key model.text.vocab_size: {} rows, but {} gives {} ids",
+                mcfg.text_config.vocab_size,
+                cfg.data.tokenizer.display(),
+                tok.vocab_size()
+            )));
+        }
         let model = build_model(cfg, &mcfg, device)?;
         Ok(Box::new(SiglipStage { model, tok }))
     }
