@@ -111,8 +111,14 @@ fn a_failed_resume_leaves_checkpoints_intact() {
             "4",
         ],
     );
-    let opt = run.join("checkpoints/step-00000004/optimizer.safetensors");
-    std::fs::write(&opt, b"truncated").unwrap();
+    // Every checkpoint broken: a newer broken one alone is passed over (tests/e2e/reliability.rs).
+    for step in ["step-00000002", "step-00000004"] {
+        let opt = run
+            .join("checkpoints")
+            .join(step)
+            .join("optimizer.safetensors");
+        std::fs::write(&opt, b"truncated").unwrap();
+    }
     let metrics_before = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     fails_with(
         &palisade(
@@ -126,7 +132,7 @@ fn a_failed_resume_leaves_checkpoints_intact() {
                 "--resume",
             ],
         ),
-        &["optimizer.safetensors"],
+        &["optimizer.safetensors", "no checkpoint here is valid"],
     );
     assert!(run
         .join("checkpoints/step-00000002/model.safetensors")

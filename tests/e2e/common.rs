@@ -196,3 +196,29 @@ pub fn straight_and_resumed(d: &Path, cfg: &str, stop: u64, extra: &[&str]) -> (
     train_into(d, cfg, "b", &resumed);
     (a, b)
 }
+
+/// `(step, loss)` of every train line of a metrics.jsonl.
+pub fn train_steps(jsonl: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train")
+        .map(|v| {
+            (
+                v["step"].as_u64().unwrap(),
+                v["train/loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts two safetensors files hold the same tensors (to 1e-6).
+pub fn same_tensors(a: &Path, b: &Path, what: &str) {
+    let (ta, tb) = (read_tensors(a), read_tensors(b));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (name, t) in &ta {
+        let diff = max_abs_diff(t, &tb[name]);
+        assert!(diff <= 1e-6, "{what}: {name} differs by {diff:e}");
+    }
+}

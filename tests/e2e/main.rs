@@ -9,6 +9,7 @@ mod distributed;
 mod pali;
 mod parity;
 mod pretrained;
+mod reliability;
 mod report;
 mod score;
 mod training;

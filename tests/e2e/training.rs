@@ -4,21 +4,6 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-fn train_steps(jsonl: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(jsonl)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["split"] == "train")
-        .map(|v| {
-            (
-                v["step"].as_u64().unwrap(),
-                v["train/loss"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn tensorboard_reader_loads_the_logged_scalars() {
     let run = &trained_run().run;
@@ -204,15 +189,6 @@ fn train_into(d: &Path, cfg: &str, name: &str, extra: &[&str]) -> std::path::Pat
     args.extend(extra);
     palisade_ok(d, &args);
     run
-}
-
-fn same_tensors(a: &Path, b: &Path, what: &str) {
-    let (ta, tb) = (read_tensors(a), read_tensors(b));
-    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
-    for (name, t) in &ta {
-        let diff = max_abs_diff(t, &tb[name]);
-        assert!(diff <= 1e-6, "{what}: {name} differs by {diff:e}");
-    }
 }
 
 fn state(run: &Path, step: &str) -> serde_json::Value {

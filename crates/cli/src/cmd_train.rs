@@ -1,7 +1,7 @@
 //! `palisade train`.
 
 use anyhow::Result;
-use palisade_trainer::{ExperimentConfig, TrainOptions};
+use palisade_trainer::{preempt::PREEMPTED_EXIT, End, ExperimentConfig, TrainOptions};
 use std::path::PathBuf;
 
 /// Arguments of `palisade train`.
@@ -24,6 +24,10 @@ pub struct Args {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// With --resume: continue even though keys that change the training trajectory (lr,
+    /// batch size, data, seed, model) differ from the checkpoint's config.
+    #[arg(long)]
+    allow_config_change: bool,
 }
 
 /// Loads the config and trains; prints the final report.
@@ -34,8 +38,22 @@ pub fn run(a: Args) -> Result<()> {
         resume: a.resume,
         stop_at_step: a.stop_at_step,
         progress: !a.no_progress,
+        allow_config_change: a.allow_config_change,
     };
     let s = palisade_trainer::train(&cfg, &opts)?;
+    match s.end {
+        End::AlreadyFinished => {
+            println!(
+                "{} already finished at step {} with its report; nothing to do",
+                s.run_dir.display(),
+                s.step
+            );
+            return Ok(());
+        }
+        // A scheduler's job script requeues on this code and continues with --resume.
+        End::Preempted(_) => std::process::exit(PREEMPTED_EXIT),
+        End::Done => {}
+    }
     tracing::info!(
         "stopped at step {} (loss {:.4}); run folder {}",
         s.step,

@@ -213,6 +213,20 @@ impl DataSection {
             threads: self.threads,
         };
         let loader = Loader::new(lc, share.rank, share.world)?;
+        // A step would hold some rows twice (an epoch boundary inside every batch).
+        if train && share.batch_size * share.world > loader.rows() {
+            return Err(DataError::config(
+                "train.batch_size",
+                format!(
+                    "{} rows per step ({} ranks × {}) exceed the {} rows of {key} ({pattern}): \
+                     each rank's share of the data must hold at least one batch",
+                    share.batch_size * share.world,
+                    share.world,
+                    share.batch_size,
+                    loader.rows()
+                ),
+            ));
+        }
         let loader = match (&self.augment, train) {
             (Some(a), true) => loader.with_augment(a.clone())?,
             _ => loader,

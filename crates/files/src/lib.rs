@@ -2,6 +2,16 @@
 //! target (`.NAME.tmp-PID`) and renamed onto it when complete, so a reader never sees half of
 //! one and a failed write leaves the old one as it was. This is palisade's one way of doing so:
 //! shards, weights, configs, checkpoints, metric logs and reports all go through it.
+//! Contents are fsynced before the rename and the folder after it, so a power loss leaves the
+//! old version or the new one, never a complete-looking half.
+
+mod debris;
+mod lock;
+mod space;
+
+pub use debris::{remove_debris, Debris};
+pub use lock::{hostname, FolderLock, LOCK_FILE};
+pub use space::{ensure_free, free_bytes, tree_bytes};
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,7 +49,7 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// `.NAME.TAG-PID` beside `path`; the process id keeps concurrent writers apart.
-fn sibling(path: &Path, tag: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -65,16 +75,50 @@ pub fn write_with<E: From<FileError>>(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let renamed = sync_file(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(at(path)));
+    if let Err(e) = renamed {
         let _ = std::fs::remove_file(&tmp);
-        E::from(FileError::new(path, e))
-    })
+        return Err(E::from(e));
+    }
+    Ok(sync_parent(path)?)
 }
 
 /// Moves a temporary file written by the caller (at [`tmp_path`]`(path)`) onto `path`, for
 /// writers that stream into the file over many calls.
 pub fn commit(path: &Path) -> Result<(), FileError> {
-    std::fs::rename(tmp_path(path), path).map_err(at(path))
+    let tmp = tmp_path(path);
+    sync_file(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(at(path))?;
+    sync_parent(path)
+}
+
+/// Flushes a file's contents to the device.
+fn sync_file(path: &Path) -> Result<(), FileError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(at(path))
+}
+
+/// Flushes the folder entry of `path` (its name) to the device.
+fn sync_parent(path: &Path) -> Result<(), FileError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => sync_file(dir),
+        None => sync_file(Path::new(".")),
+    }
+}
+
+/// Flushes every file under `dir`, and the folders themselves.
+fn sync_tree(dir: &Path) -> Result<(), FileError> {
+    for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+        let entry = entry.map_err(at(dir))?;
+        let p = entry.path();
+        if entry.file_type().map_err(at(&p))?.is_dir() {
+            sync_tree(&p)?;
+        } else {
+            sync_file(&p)?;
+        }
+    }
+    sync_file(dir)
 }
 
 /// Writes the folder `path` whole: `fill` fills an empty temporary folder, which then takes the
@@ -89,7 +133,7 @@ pub fn write_dir<T, E: From<FileError>>(
         std::fs::remove_dir_all(&tmp).map_err(at(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(at(&tmp))?;
-    let value = match fill(&tmp) {
+    let value = match fill(&tmp).and_then(|v| Ok(sync_tree(&tmp).map(|()| v)?)) {
         Ok(v) => v,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -104,6 +148,7 @@ pub fn write_dir<T, E: From<FileError>>(
     } else {
         std::fs::rename(&tmp, path).map_err(at(path))?;
     }
+    sync_parent(path)?;
     Ok(value)
 }
 

@@ -1,7 +1,10 @@
 //! The launcher behind `palisade launch`: starts this node's ranks as child processes with
 //! `PALISADE_RANK`, `PALISADE_WORLD_SIZE`, `PALISADE_LOCAL_RANK` and `PALISADE_MASTER` set,
-//! prefixes every line they print with `[rank K]`, forwards SIGINT and SIGTERM to them, and
-//! when one rank fails stops the others and reports that rank's exit code.
+//! prefixes every line they print with `[rank K]`, forwards SIGINT and SIGTERM to them (SIGHUP,
+//! a closed terminal, as SIGTERM), and when one rank fails stops the others and reports that
+//! rank's exit code. Ranks die with the launcher: each gets SIGTERM from the kernel when the
+//! launcher dies, however it dies (kill -9, the OOM killer), and stopped ranks are killed at
+//! once rather than waited on.
 //!
 //! The ranks meet over TCP at the master address ([`crate::tcp_group`]); MPI cannot join
 //! processes that an MPI launcher did not start.
@@ -76,7 +79,7 @@ pub fn local_master() -> Result<String> {
     Ok(format!("127.0.0.1:{port}"))
 }
 
-/// The last SIGINT/SIGTERM received and not yet forwarded (0: none).
+/// The last SIGINT/SIGTERM/SIGHUP received and not yet forwarded (0: none).
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -96,7 +99,7 @@ impl SignalGuard {
     fn install() -> SignalGuard {
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         SignalGuard(
-            [libc::SIGINT, libc::SIGTERM]
+            [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
                 .into_iter()
                 // SAFETY: installs a handler that only stores to an atomic.
                 .map(|sig| (sig, unsafe { libc::signal(sig, handler) }))
@@ -114,10 +117,45 @@ impl Drop for SignalGuard {
     }
 }
 
-/// Sends `sig` to a rank's whole process group (its children die with it).
+/// Sends `sig` to a rank's whole process group (its children die with it). A stopped rank
+/// cannot act on SIGTERM until continued, so it is killed at once.
 fn signal_rank(child: &Child, sig: i32) {
+    let sig = if sig == libc::SIGTERM && is_stopped(child.id()) {
+        libc::SIGKILL
+    } else {
+        sig
+    };
     // SAFETY: kill(2) on a process group this launcher created (the child leads it).
     unsafe { libc::kill(-(child.id() as libc::pid_t), sig) };
+}
+
+/// Whether process `pid` is stopped (SIGSTOP, SIGTSTP, a debugger), from /proc/PID/stat.
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            after
+                .split_whitespace()
+                .next()
+                .map(|st| st == "T" || st == "t")
+        })
+        .unwrap_or(false)
+}
+
+/// In the child before exec: ask the kernel for SIGTERM when the launcher dies, and exit at
+/// once if it already has (it died between fork and here).
+fn die_with_parent(launcher: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs in the child yet.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != launcher {
+            libc::_exit(128 + libc::SIGTERM);
+        }
+    }
+    Ok(())
 }
 
 /// Copies `from` to `sink` line by line, each prefixed with `[rank K] `.
@@ -167,9 +205,16 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
     PENDING.store(0, Ordering::SeqCst);
     let mut children: Vec<(usize, Child)> = Vec::new();
     let mut readers = Vec::new();
+    // SAFETY: getpid has no preconditions.
+    let launcher = unsafe { libc::getpid() };
     for local in 0..spec.nproc_per_node {
         let rank = spec.node_rank * spec.nproc_per_node + local;
-        let spawned = Command::new(&spec.program)
+        let mut command = Command::new(&spec.program);
+        // SAFETY: the hook only calls async-signal-safe functions (see die_with_parent).
+        unsafe {
+            command.pre_exec(move || die_with_parent(launcher));
+        }
+        let spawned = command
             .args(&spec.args)
             .env("PALISADE_RANK", rank.to_string())
             .env("PALISADE_WORLD_SIZE", world.to_string())
@@ -205,9 +250,19 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
 
     let mut live: Vec<bool> = vec![true; children.len()];
     let mut result: Option<i32> = None;
+    // The code of a forwarded signal, reported unless a rank exits with a code of its own
+    // (a preempted rank's "checkpoint written" code, say).
+    let mut forwarded: Option<i32> = None;
     let mut stop_deadline: Option<Instant> = None;
+    let mut stopping = false; // the ranks are to be sent SIGTERM now
     while live.iter().any(|&l| l) {
-        let sig = PENDING.swap(0, Ordering::SeqCst);
+        let got = PENDING.swap(0, Ordering::SeqCst);
+        // A closed terminal means "stop", as SIGTERM does.
+        let sig = if got == libc::SIGHUP {
+            libc::SIGTERM
+        } else {
+            got
+        };
         if sig != 0 {
             note(format!("forwarding signal {sig} to every rank"));
             for (i, (_, c)) in children.iter().enumerate() {
@@ -215,7 +270,7 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
                     signal_rank(c, sig);
                 }
             }
-            result.get_or_insert(128 + sig);
+            forwarded.get_or_insert(128 + sig);
             stop_deadline.get_or_insert(Instant::now() + spec.grace);
         }
         for (i, (rank, c)) in children.iter_mut().enumerate() {
@@ -230,21 +285,28 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
                 continue;
             }
             let code = code_of(status);
+            result = Some(code);
+            if forwarded.is_some() {
+                continue;
+            }
             note(format!(
                 "rank {rank} exited with {status}; stopping the other ranks"
             ));
-            result = Some(code);
             stop_deadline = Some(Instant::now() + spec.grace);
+            stopping = true;
         }
-        if let Some(deadline) = stop_deadline {
-            let sig = if Instant::now() >= deadline {
-                libc::SIGKILL
-            } else {
-                libc::SIGTERM
-            };
+        // SIGTERM once (a rank may be writing its checkpoint), SIGKILL after the grace period.
+        if std::mem::take(&mut stopping) {
             for (i, (_, c)) in children.iter().enumerate() {
                 if live[i] {
-                    signal_rank(c, sig);
+                    signal_rank(c, libc::SIGTERM);
+                }
+            }
+        }
+        if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+            for (i, (_, c)) in children.iter().enumerate() {
+                if live[i] {
+                    signal_rank(c, libc::SIGKILL);
                 }
             }
         }
@@ -253,7 +315,7 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
     for r in readers {
         let _ = r.join();
     }
-    Ok(result.unwrap_or(0))
+    Ok(result.or(forwarded).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -344,6 +406,20 @@ mod tests {
             "{out}{err}"
         );
         assert!(err.contains("forwarding signal 15"), "{err}");
+    }
+
+    #[test]
+    fn a_stopped_rank_is_killed_at_once_not_after_the_grace_period() {
+        let start = Instant::now();
+        // Rank 2 stops itself; rank 3 stops cleanly on TERM. The grace period is 5 s.
+        let (code, out, err) = sh(
+            "if [ $PALISADE_RANK = 2 ]; then kill -STOP $$; fi; \
+             trap 'exit 0' TERM; sleep 300 & wait",
+            2,
+            Some(Duration::from_millis(500)),
+        );
+        assert!(start.elapsed() < Duration::from_secs(4), "{out}{err}");
+        assert_eq!(code, 128 + libc::SIGKILL, "{out}{err}");
     }
 
     #[test]

@@ -3,15 +3,38 @@
 //! interrupted from inside, so a hung rank is ended from beside it instead of hanging silently.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Environment variable with the collective timeout in seconds (0 turns the watchdog off).
 pub const TIMEOUT_ENV: &str = "PALISADE_COLLECTIVE_TIMEOUT_S";
-/// Timeout when [`TIMEOUT_ENV`] is unset: long enough for rank 0 to write a checkpoint or run
-/// an evaluation while the others wait in the next collective.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Timeout when [`TIMEOUT_ENV`] is unset: a hung rank is found in minutes. Phases where one
+/// rank works while the others wait (a checkpoint write, an evaluation) run inside a
+/// [`slow_phase`] and get [`SLOW_PHASE_TIMEOUT`] on top.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Extra time a collective begun inside a [`slow_phase`] may wait.
+pub const SLOW_PHASE_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Seconds of extra allowance for collectives begun now (0 outside slow phases).
+static SLOW_ALLOWANCE_S: AtomicU64 = AtomicU64::new(0);
+
+/// Marks a phase where ranks wait on one another's long local work (rank 0 writing a
+/// checkpoint); collectives begun while the guard lives may wait [`SLOW_PHASE_TIMEOUT`] longer.
+pub fn slow_phase() -> SlowPhase {
+    SLOW_ALLOWANCE_S.store(SLOW_PHASE_TIMEOUT.as_secs(), Ordering::SeqCst);
+    SlowPhase(())
+}
+
+/// Ends a [`slow_phase`] when dropped.
+pub struct SlowPhase(());
+
+impl Drop for SlowPhase {
+    fn drop(&mut self) {
+        SLOW_ALLOWANCE_S.store(0, Ordering::SeqCst);
+    }
+}
 
 /// Called once with the collective's name and how long it waited; normally does not return.
 pub type OnTimeout = Box<dyn Fn(&'static str, Duration) + Send + 'static>;
@@ -31,7 +54,8 @@ struct Shared {
 #[derive(Default)]
 struct State {
     next_id: u64,
-    active: BTreeMap<u64, (&'static str, Instant)>,
+    /// Watched calls: name, start, and the time they may wait.
+    active: BTreeMap<u64, (&'static str, Instant, Duration)>,
     shutdown: bool,
 }
 
@@ -94,7 +118,9 @@ impl Watchdog {
         let mut st = self.shared.lock();
         let id = st.next_id;
         st.next_id += 1;
-        st.active.insert(id, (op, Instant::now()));
+        let allowance = Duration::from_secs(SLOW_ALLOWANCE_S.load(Ordering::SeqCst));
+        let limit = self.timeout.unwrap_or_default() + allowance;
+        st.active.insert(id, (op, Instant::now(), limit));
         drop(st);
         self.shared.wake.notify_all();
         WatchGuard {
@@ -114,25 +140,30 @@ impl Drop for Watchdog {
     }
 }
 
-fn watch_loop(shared: &Shared, timeout: Duration, on_timeout: OnTimeout) {
+fn watch_loop(shared: &Shared, _timeout: Duration, on_timeout: OnTimeout) {
     let mut st = shared.lock();
     loop {
         if st.shutdown {
             return;
         }
-        let oldest = st.active.values().min_by_key(|(_, start)| *start).copied();
-        match oldest {
+        // The call closest to its limit.
+        let next = st
+            .active
+            .values()
+            .min_by_key(|(_, start, limit)| *start + *limit)
+            .copied();
+        match next {
             None => st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
-            Some((op, start)) => {
+            Some((op, start, limit)) => {
                 let waited = start.elapsed();
-                if waited >= timeout {
+                if waited >= limit {
                     drop(st);
                     on_timeout(op, waited);
                     return;
                 }
                 st = shared
                     .wake
-                    .wait_timeout(st, timeout - waited)
+                    .wait_timeout(st, limit - waited)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
@@ -165,16 +196,26 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    #[test]
-    fn fires_with_the_name_of_the_stuck_call() {
+    /// Tests that depend on the process-wide slow-phase allowance run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    /// A watchdog with `timeout` that sends the name of the call it fired on.
+    fn reporting(timeout: Duration) -> (Watchdog, mpsc::Receiver<&'static str>) {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
         let dog = Watchdog::new(
-            Some(Duration::from_millis(20)),
+            Some(timeout),
             Box::new(move |op, _| {
                 let _ = tx.lock().unwrap().send(op);
             }),
         );
+        (dog, rx)
+    }
+
+    #[test]
+    fn fires_with_the_name_of_the_stuck_call() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (dog, rx) = reporting(Duration::from_millis(20));
         let _g = dog.watch("all_gather");
         let op = rx
             .recv_timeout(Duration::from_secs(60))
@@ -184,19 +225,29 @@ mod tests {
 
     #[test]
     fn finished_calls_do_not_fire() {
-        let (tx, rx) = mpsc::channel::<&'static str>();
-        let tx = Mutex::new(tx);
-        let dog = Watchdog::new(
-            Some(Duration::from_secs(3600)),
-            Box::new(move |op, _| {
-                let _ = tx.lock().unwrap().send(op);
-            }),
-        );
+        let (dog, rx) = reporting(Duration::from_secs(3600));
         for _ in 0..100 {
             drop(dog.watch("barrier"));
         }
         drop(dog);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_call_begun_in_a_slow_phase_gets_the_extra_allowance() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            DEFAULT_TIMEOUT < Duration::from_secs(600),
+            "a hang is found in minutes"
+        );
+        let (dog, rx) = reporting(Duration::from_millis(20));
+        let slow = slow_phase();
+        let _waiting_on_rank_0 = dog.watch("barrier");
+        drop(slow);
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+        let _stuck = dog.watch("all_reduce");
+        let op = rx.recv_timeout(Duration::from_secs(60)).expect("fired");
+        assert_eq!(op, "all_reduce");
     }
 
     #[test]

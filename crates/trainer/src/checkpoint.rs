@@ -34,8 +34,8 @@ pub fn dir_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
-/// Checkpoint folders in `root`, sorted by step.
-pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+/// Every `step-N` folder in `root`, complete or not, sorted by step.
+fn folders(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
     if !root.exists() {
         return Ok(Vec::new());
     }
@@ -47,30 +47,97 @@ pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
             .strip_prefix("step-")
             .and_then(|s| s.parse::<u64>().ok())
         {
-            if entry.path().join(STATE_FILE).exists() {
-                out.push((step, entry.path()));
-            }
+            out.push((step, entry.path()));
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// The newest complete checkpoint in `root`.
+/// Checkpoint folders in `root` that hold a `state.json`, sorted by step.
+pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    Ok(folders(root)?
+        .into_iter()
+        .filter(|(_, d)| d.join(STATE_FILE).exists())
+        .collect())
+}
+
+/// The newest checkpoint in `root` that holds a `state.json`.
 pub fn latest(root: &Path) -> Result<Option<(u64, PathBuf)>> {
     Ok(list(root)?.pop())
 }
 
+/// What is wrong with the checkpoint folder `dir` of `step`, if anything: a missing or
+/// malformed `state.json`, a step that disagrees with the name, a truncated or missing tensor
+/// file.
+pub fn problem(step: u64, dir: &Path) -> Option<String> {
+    let state = match read_state(dir) {
+        Ok(s) => s,
+        Err(TrainerError::Io { .. }) => return Some(format!("it has no {STATE_FILE}")),
+        Err(e) => return Some(e.to_string()),
+    };
+    if state.step != step {
+        return Some(format!("its {STATE_FILE} says step {}", state.step));
+    }
+    for file in [palisade_model::folder::WEIGHTS_FILE, OPTIMIZER_FILE] {
+        if let Err(e) = palisade_model::weights::safetensors::SafetensorsFile::open(&dir.join(file))
+        {
+            return Some(e.to_string());
+        }
+    }
+    None
+}
+
+/// The newest valid checkpoint of a run, and the newer folders passed over.
+#[derive(Debug, Default)]
+pub struct Newest {
+    /// Its step and folder, if any is valid.
+    pub best: Option<(u64, PathBuf)>,
+    /// Each newer folder passed over, newest first, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The newest valid checkpoint in `root`, and each newer folder passed over with the reason.
+pub fn newest_valid(root: &Path) -> Result<Newest> {
+    let mut out = Newest::default();
+    for (step, dir) in folders(root)?.into_iter().rev() {
+        match problem(step, &dir) {
+            None => {
+                out.best = Some((step, dir));
+                break;
+            }
+            Some(why) => out.skipped.push((dir, why)),
+        }
+    }
+    Ok(out)
+}
+
+/// How checkpoints are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// Checkpoints kept.
+    pub last: usize,
+    /// Prune down to `last - 1` before writing (the disk then holds `last`, not `last + 1`).
+    pub prune_first: bool,
+    /// Bytes the new checkpoint is expected to take (refused up front when the disk lacks them).
+    pub bytes: u64,
+}
+
 /// Writes a checkpoint: `fill` writes the files into a temporary folder, which is then renamed
-/// to `step-N`; older folders beyond `keep_last` are removed afterwards.
+/// to `step-N`; older folders beyond `keep.last` are removed afterwards (or before, with
+/// `keep.prune_first`). The disk's free space is checked first.
 pub fn write(
     root: &Path,
     state: &TrainState,
-    keep_last: usize,
+    keep: Keep,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(root).map_err(io_at(root))?;
     let final_dir = root.join(dir_name(state.step));
+    if keep.prune_first {
+        prune(root, keep.last.saturating_sub(1).max(1), state.step)?;
+    }
+    palisade_files::ensure_free(root, keep.bytes, &format!("checkpoint step {}", state.step))?;
     // Re-writing the same step (e.g. after a resume) swaps the new folder in.
     palisade_files::write_dir(&final_dir, |tmp| {
         fill(tmp)?;
@@ -80,13 +147,27 @@ pub fn write(
         })?;
         std::fs::write(tmp.join(STATE_FILE), json).map_err(io_at(tmp.join(STATE_FILE)))
     })?;
-    let all = list(root)?;
-    if all.len() > keep_last {
-        for (_, dir) in &all[..all.len() - keep_last] {
+    prune(root, keep.last, state.step)?;
+    Ok(final_dir)
+}
+
+/// Removes the oldest complete checkpoints until `keep` remain (never the one of `current`).
+fn prune(root: &Path, keep: usize, current: u64) -> Result<()> {
+    let all: Vec<_> = list(root)?
+        .into_iter()
+        .filter(|(s, _)| *s != current)
+        .collect();
+    let others_kept = if list(root)?.iter().any(|(s, _)| *s == current) {
+        keep.saturating_sub(1)
+    } else {
+        keep
+    };
+    if all.len() > others_kept {
+        for (_, dir) in &all[..all.len() - others_kept] {
             std::fs::remove_dir_all(dir).map_err(io_at(dir))?;
         }
     }
-    Ok(final_dir)
+    Ok(())
 }
 
 /// Reads `state.json` of a checkpoint folder.
@@ -117,8 +198,13 @@ mod tests {
     #[test]
     fn writes_atomically_and_keeps_last_k() {
         let dir = tempfile::tempdir().unwrap();
+        let keep = Keep {
+            last: 2,
+            prune_first: false,
+            bytes: 1,
+        };
         for s in [10, 20, 30] {
-            write(dir.path(), &state(s), 2, |d| {
+            write(dir.path(), &state(s), keep, |d| {
                 std::fs::write(d.join("x"), "1").map_err(io_at(d))
             })
             .unwrap();
@@ -134,10 +220,65 @@ mod tests {
             state(30)
         );
         // A failed fill leaves the existing checkpoints intact and no final folder for the step.
-        let err = write(dir.path(), &state(40), 2, |_| {
+        let err = write(dir.path(), &state(40), keep, |_| {
             Err(TrainerError::Config("boom".into()))
         });
         assert!(err.is_err());
         assert_eq!(latest(dir.path()).unwrap().unwrap().0, 30);
+        // Pruning first keeps the disk at `last` checkpoints; a disk without room refuses.
+        let first = Keep {
+            prune_first: true,
+            ..keep
+        };
+        write(dir.path(), &state(40), first, |_| Ok(())).unwrap();
+        let steps: Vec<u64> = list(dir.path()).unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, vec![30, 40]);
+        let full = Keep {
+            bytes: u64::MAX,
+            ..keep
+        };
+        let err = write(dir.path(), &state(50), full, |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("checkpoint step 50 needs"), "{err}");
+        assert_eq!(latest(dir.path()).unwrap().unwrap().0, 40);
+    }
+
+    #[test]
+    fn the_newest_valid_checkpoint_is_chosen_and_the_others_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = Keep {
+            last: 5,
+            prune_first: false,
+            bytes: 1,
+        };
+        let tensors = vec![(
+            "w".to_string(),
+            tch::Tensor::ones([4], (tch::Kind::Float, tch::Device::Cpu)),
+        )];
+        for s in [2, 4, 6] {
+            write(dir.path(), &state(s), keep, |d| {
+                weights_file(&tensors, d, palisade_model::folder::WEIGHTS_FILE)?;
+                weights_file(&tensors, d, OPTIMIZER_FILE)
+            })
+            .unwrap();
+        }
+        let four = dir.path().join(dir_name(4));
+        let six = dir.path().join(dir_name(6));
+        std::fs::remove_file(six.join(STATE_FILE)).unwrap();
+        let Newest { best, skipped } = newest_valid(dir.path()).unwrap();
+        assert_eq!(best.unwrap().0, 4);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].1.contains("no state.json"), "{:?}", skipped);
+        let w = four.join(palisade_model::folder::WEIGHTS_FILE);
+        let bytes = std::fs::read(&w).unwrap();
+        std::fs::write(&w, &bytes[..bytes.len() - 4]).unwrap();
+        let Newest { best, skipped } = newest_valid(dir.path()).unwrap();
+        assert_eq!(best.unwrap().0, 2);
+        assert!(skipped[1].1.contains("model.safetensors"), "{:?}", skipped);
+    }
+
+    fn weights_file(t: &[(String, tch::Tensor)], d: &Path, name: &str) -> Result<()> {
+        Ok(palisade_model::weights::write_atomic(t, &d.join(name))?)
     }
 }

@@ -79,6 +79,13 @@ pub struct TrainSection {
     /// Checkpoints to keep.
     #[serde(default = "default_keep")]
     pub keep_last: usize,
+    /// Remove the oldest checkpoint before writing a new one, so the disk holds `keep_last`
+    /// checkpoints rather than `keep_last` + 1 (at the cost of one fewer while writing).
+    #[serde(default)]
+    pub prune_before_write: bool,
+    /// Signals that mean "preempted": finish the step, checkpoint, exit with code 75.
+    #[serde(default = "default_preempt_signals")]
+    pub preempt_signals: Vec<String>,
     /// Evaluate every N steps (0: only at the end).
     #[serde(default)]
     pub eval_every: u64,
@@ -123,6 +130,9 @@ fn default_ckpt_every() -> u64 {
 fn default_keep() -> usize {
     3
 }
+fn default_preempt_signals() -> Vec<String> {
+    ["TERM", "USR1", "HUP"].map(String::from).to_vec()
+}
 fn default_bucket_mb() -> f64 {
     25.0
 }
@@ -165,6 +175,7 @@ impl ExperimentConfig {
                 t.grad_bucket_mb
             ));
         }
+        crate::preempt::validate(&t.preempt_signals)?;
         if t.log_every == 0 || t.checkpoint_every == 0 {
             return Err("keys train.log_every and train.checkpoint_every: must be positive".into());
         }

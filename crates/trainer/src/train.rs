@@ -2,7 +2,7 @@
 //! checkpoint, evaluate. What differs between stage kinds comes from the stage registry
 //! (`stages/`), how the job spans ranks from the parallelism layer (`parallel/`).
 
-use crate::checkpoint::{self, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
+use crate::checkpoint::{self, Keep, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
 use crate::config::ExperimentConfig;
 use crate::device::{parse_device, set_threads};
 use crate::error::{io_at, Result, TrainerError};
@@ -10,13 +10,16 @@ use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::parallel::{DataParallel, Mesh};
+use crate::preempt::PreemptGuard;
+use crate::preflight;
+use crate::resume::{self, Start};
 use crate::schedule::WarmupCosine;
 use crate::stages;
 use indicatif::{ProgressBar, ProgressStyle};
 use palisade_data::{RankShare, TrainSource};
 use palisade_evaluator::{EvalReport, RunFolder};
 use palisade_model::{folder::WEIGHTS_FILE, weights};
-use palisade_sharding::ReduceOp;
+use palisade_sharding::{watchdog::slow_phase, ReduceOp};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -31,6 +34,8 @@ pub struct TrainOptions {
     pub stop_at_step: Option<u64>,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
+    /// Resume even when keys that change the trajectory differ from the checkpoint's config.
+    pub allow_config_change: bool,
 }
 
 /// What a finished (or stopped) run reports.
@@ -44,6 +49,19 @@ pub struct TrainSummary {
     pub last_loss: f64,
     /// Final evaluation, when the run completed and has held-out data.
     pub report: Option<EvalReport>,
+    /// How the invocation ended.
+    pub end: End,
+}
+
+/// How an invocation of the trainer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// It reached `train.steps` (or `--stop-at-step`).
+    Done,
+    /// The run had already finished; nothing was changed.
+    AlreadyFinished,
+    /// A preemption signal arrived; the checkpoint of `step` was written.
+    Preempted(i32),
 }
 
 /// Trains the model of `cfg`'s stage as it describes, on every rank the launcher started.
@@ -57,6 +75,8 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
 fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
     let (rank, world) = (mesh.rank(), mesh.size());
+    // From here a preemption signal stops the run after its next step, with a checkpoint.
+    let preempt = PreemptGuard::install(&cfg.train.preempt_signals)?;
     let kind = stages::kind_of(cfg)?;
     let rank_info = palisade_sharding::discover()?;
     let device = parse_device(&cfg.device, rank_info.local_rank)?;
@@ -70,17 +90,26 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
     }
     let run = RunFolder::new(cfg.resolve_run_dir(opts.run_dir.as_deref()));
     let ckpt_root = run.checkpoints();
-    let resume_from = if opts.resume {
-        checkpoint::latest(&ckpt_root)?
+    // One writer per run folder, for the run's life: rank 0 holds the lock.
+    let _lock = if rank == 0 {
+        Some(preflight::lock_run(&run)?)
     } else {
         None
     };
-    if !opts.resume && !checkpoint::list(&ckpt_root)?.is_empty() {
-        return Err(TrainerError::Config(format!(
-            "run folder {} already holds checkpoints: pass --resume to continue it, or choose another --run-dir",
-            run.root.display()
-        )));
-    }
+    let resume_from =
+        match resume::decide(&run, cfg, opts.resume, opts.allow_config_change, rank == 0)? {
+            Start::Fresh => None,
+            Start::From { dir, state } => Some((dir, state)),
+            Start::Finished { step } => {
+                return Ok(TrainSummary {
+                    run_dir: run.root,
+                    step,
+                    last_loss: f64::NAN,
+                    report: None,
+                    end: End::AlreadyFinished,
+                });
+            }
+        };
     if rank == 0 {
         kind.ensure_synth_data(cfg)?;
         std::fs::create_dir_all(&run.root).map_err(io_at(&run.root))?;
@@ -88,6 +117,10 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
     }
     mesh.world().barrier()?;
     let model = kind.build(cfg, device)?;
+    let ckpt_bytes = preflight::checkpoint_bytes(model.vs());
+    if rank == 0 {
+        preflight::check_memory(model.vs(), device)?;
+    }
     let dp = DataParallel::new(model.vs(), (t.grad_bucket_mb * (1 << 20) as f64) as usize);
     let mut opt = AdamW::new(
         weights::trainable(model.vs()),
@@ -114,18 +147,11 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
     // --- Resume ---------------------------------------------------------------------------
     let mut step = 0u64;
     let mut examples_seen = 0u64;
-    if let Some((_, dir)) = &resume_from {
-        let state = checkpoint::read_state(dir)?;
-        if state.config_hash != cfg.hash() {
-            tracing::warn!(
-                "resuming {} with a config that differs from the one that wrote it",
-                dir.display()
-            );
-        }
+    if let Some((dir, state)) = &resume_from {
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
-        resume_data(&mut *loader, &state, dir, rank, world)?;
+        resume_data(&mut *loader, state, dir, rank, world)?;
         step = state.step;
         examples_seen = state.examples_seen;
         tracing::info!("resumed from {} at step {step}", dir.display());
@@ -138,6 +164,7 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
         None
     };
     let bar = progress_bar(opts.progress && rank == 0, t.steps, step);
+    let mut end = End::Done;
 
     // --- Loop -----------------------------------------------------------------------------
     let mut last_loss = f64::NAN;
@@ -150,7 +177,11 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
         window.2 += waited.elapsed().as_secs_f64();
         skipped_total += batch.skipped;
         let loss = model.loss(&batch, mesh)?;
-        last_loss = global_mean(mesh, loss.double_value(&[]))?;
+        // The preemption flag rides with the loss, so every rank stops after the same step.
+        let signal = preempt.received().unwrap_or(0) as f64;
+        let [mean_loss, any_signal] = global_means(mesh, [loss.double_value(&[]), signal])?;
+        last_loss = mean_loss;
+        let preempted = any_signal > 0.0;
         if !last_loss.is_finite() {
             return Err(TrainerError::Numerics {
                 step,
@@ -196,7 +227,9 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
         }
 
         // --- Checkpoint ------------------------------------------------------------------
-        if step.is_multiple_of(t.checkpoint_every) || step == last_step {
+        if step.is_multiple_of(t.checkpoint_every) || step == last_step || preempted {
+            // The other ranks wait while rank 0 writes: a slow phase for the watchdog.
+            let _slow = slow_phase();
             let state = TrainState {
                 step,
                 examples_seen,
@@ -206,7 +239,12 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
                 world_size: world,
             };
             if rank == 0 {
-                let dir = checkpoint::write(&ckpt_root, &state, t.keep_last, |d| {
+                let keep = Keep {
+                    last: t.keep_last,
+                    prune_first: t.prune_before_write,
+                    bytes: ckpt_bytes,
+                };
+                let dir = checkpoint::write(&ckpt_root, &state, keep, |d| {
                     model.save(d)?;
                     weights::write_atomic(&opt.state_tensors(), &d.join(OPTIMIZER_FILE))?;
                     Ok(palisade_files::write(
@@ -218,9 +256,20 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
             }
             mesh.world().barrier()?;
         }
+        if preempted {
+            let sig = preempt.received().unwrap_or(libc::SIGTERM);
+            if rank == 0 {
+                tracing::warn!(
+                    "preempted (signal {sig}): checkpoint of step {step} written; continue with --resume"
+                );
+            }
+            end = End::Preempted(sig);
+            break;
+        }
 
         // --- Periodic evaluation -----------------------------------------------------------
         if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps {
+            let _slow = slow_phase();
             if let Some(r) = model.evaluate(cfg, mesh, Some(step), None)? {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
@@ -232,7 +281,8 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
 
     // --- Final evaluation and report -----------------------------------------------------------
     let mut report = None;
-    if step == t.steps {
+    if step == t.steps && end == End::Done {
+        let _slow = slow_phase();
         report = model.evaluate(cfg, mesh, Some(step), Some(&run.report()))?;
         if let (Some(r), 0) = (&report, rank) {
             r.write(&run.report(), &r.title(&cfg.name))?;
@@ -249,6 +299,7 @@ fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<
         step,
         last_loss,
         report,
+        end,
     })
 }
 
@@ -291,13 +342,22 @@ fn resume_data(
 
 /// Mean of `x` over ranks.
 fn global_mean(mesh: &Mesh, x: f64) -> Result<f64> {
+    Ok(global_means(mesh, [x])?[0])
+}
+
+/// Means of each of `xs` over ranks, in one reduction.
+fn global_means<const N: usize>(mesh: &Mesh, xs: [f64; N]) -> Result<[f64; N]> {
     let group = mesh.world();
     if group.world_size() == 1 {
-        return Ok(x);
+        return Ok(xs);
     }
-    let mut t = tch::Tensor::from(x);
+    let mut t = tch::Tensor::from_slice(&xs);
     group.all_reduce(&mut t, ReduceOp::Avg)?;
-    Ok(t.double_value(&[]))
+    let mut out = xs;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = t.double_value(&[i as i64]);
+    }
+    Ok(out)
 }
 
 /// Every rank's data cursor, in rank order (for `state.json`).

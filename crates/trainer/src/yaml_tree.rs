@@ -15,6 +15,9 @@ pub struct YamlTree {
     pub origins: BTreeMap<String, String>,
     /// The top-level file.
     pub file: PathBuf,
+    /// Every origin in the order applied: the base-most file first, then each child, then
+    /// each `--set` (a later level overrides an earlier one).
+    pub levels: Vec<String>,
 }
 
 impl YamlTree {
@@ -22,10 +25,12 @@ impl YamlTree {
     pub fn load(path: &Path) -> Result<YamlTree> {
         let mut seen = Vec::new();
         let (root, origins) = load_with_bases(path, &mut seen)?;
+        let levels = seen.iter().rev().map(|(_, shown)| shown.clone()).collect();
         Ok(YamlTree {
             root,
             origins,
             file: path.to_path_buf(),
+            levels,
         })
     }
 
@@ -49,12 +54,15 @@ impl YamlTree {
                     "--set {key}: {at} is not a mapping, cannot set a key inside it"
                 ))
             })?;
-            record(&mut self.origins, key, "--set");
+            let origin = format!("--set {set}");
+            record(&mut self.origins, key, &origin);
+            self.levels.push(origin);
         }
         Ok(())
     }
 
-    /// Where `key` was set, for error messages.
+    /// Where `key` was set, for error messages: the origin of the key or of the mapping that
+    /// holds it, else of the latest key set inside it, else the top-level file.
     pub fn origin_of(&self, key: &str) -> String {
         let mut k = key.to_string();
         loop {
@@ -63,9 +71,34 @@ impl YamlTree {
             }
             match k.rfind('.') {
                 Some(i) => k.truncate(i),
-                None => return self.file.display().to_string(),
+                None => break,
             }
         }
+        let inside = format!("{key}.");
+        self.origins
+            .iter()
+            .filter(|(k, _)| k.starts_with(&inside))
+            .map(|(_, o)| o)
+            .max_by_key(|o| self.level(o))
+            .cloned()
+            .unwrap_or_else(|| self.file.display().to_string())
+    }
+
+    /// The position of `origin` in [`YamlTree::levels`] (later overrides earlier).
+    pub fn level(&self, origin: &str) -> usize {
+        self.levels.iter().position(|l| l == origin).unwrap_or(0)
+    }
+
+    /// Whether `key` (a dotted path) is present in the merged tree.
+    pub fn has(&self, key: &str) -> bool {
+        let mut cur = &self.root;
+        for part in key.split('.') {
+            match cur.get(part) {
+                Some(v) => cur = v,
+                None => return false,
+            }
+        }
+        !cur.is_null()
     }
 }
 
@@ -74,21 +107,22 @@ fn record(origins: &mut BTreeMap<String, String>, key: &str, origin: &str) {
     origins.insert(key.to_string(), origin.to_string());
 }
 
+/// Loads `path` and its bases; `seen` collects (canonical path, path as shown), top file first.
 fn load_with_bases(
     path: &Path,
-    seen: &mut Vec<PathBuf>,
+    seen: &mut Vec<(PathBuf, String)>,
 ) -> Result<(Value, BTreeMap<String, String>)> {
     let canon = path.canonicalize().map_err(|e| TrainerError::Io {
         path: path.to_path_buf(),
         source: e,
     })?;
-    if seen.contains(&canon) {
+    if seen.iter().any(|(c, _)| *c == canon) {
         return Err(TrainerError::Config(format!(
             "{}: `base:` chain loops back to this file",
             path.display()
         )));
     }
-    seen.push(canon);
+    seen.push((canon, path.display().to_string()));
     let text = std::fs::read_to_string(path).map_err(|e| TrainerError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -110,6 +144,13 @@ fn load_with_bases(
         None | Some(Value::Null) => Value::Mapping(Mapping::new()),
         Some(Value::String(b)) => {
             let base_path = path.parent().unwrap_or(Path::new(".")).join(&b);
+            if !base_path.exists() {
+                return Err(TrainerError::Config(format!(
+                    "{}: key base: {b:?} does not exist (looked for {})",
+                    path.display(),
+                    base_path.display()
+                )));
+            }
             let (v, o) = load_with_bases(&base_path, seen)?;
             origins = o;
             v
@@ -190,13 +231,30 @@ mod tests {
         assert_eq!(v["c"]["d"].as_str(), Some("cuda"));
         assert!(t.origin_of("a.x").ends_with("base.yaml"));
         assert!(t.origin_of("a.y").ends_with("top.yaml"));
-        assert_eq!(t.origin_of("c.d"), "--set");
+        assert_eq!(t.origin_of("c.d"), "--set c.d=cuda");
+        // A key not set anywhere is traced to what set keys inside it, the latest level first.
+        assert_eq!(t.origin_of("c"), "--set c.d=cuda");
+        assert!(t.level(&t.origin_of("a.x")) < t.level(&t.origin_of("a.y")));
+        assert!(t.has("a.z") && !t.has("a.w"));
         assert!(t
             .apply_sets(&["b.q=1".into()])
             .unwrap_err()
             .to_string()
             .contains("b is not a mapping"));
         assert!(t.apply_sets(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn a_missing_base_names_the_config_that_refers_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("top.yaml"), "base: nope.yaml\n").unwrap();
+        let err = YamlTree::load(&dir.path().join("top.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("top.yaml: key base: \"nope.yaml\" does not exist"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,4 +6,4 @@
 mod launch;
 mod loss;
 mod ranks;
-mod training;
+pub(crate) mod training;

@@ -40,7 +40,7 @@ fn last_checkpoint(run: &Path) -> std::path::PathBuf {
 
 /// Training data for `tiny_config(d, …)`: 64 rows in row groups of 4 (so up to 16 ranks get
 /// rows), and its tokenizer.
-pub(super) fn synth_small_row_groups(d: &Path) {
+pub(crate) fn synth_small_row_groups(d: &Path) {
     palisade_ok(
         d,
         &[

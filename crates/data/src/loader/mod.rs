@@ -169,6 +169,11 @@ impl Loader {
         })
     }
 
+    /// Rows in all of this loader's shards (every rank's share together).
+    pub fn rows(&self) -> usize {
+        self.source.index.total_rows()
+    }
+
     /// Augments every image this loader produces (training only), keyed by its seed.
     pub fn with_augment(mut self, augment: crate::augment::Augment) -> Result<Loader> {
         augment
