@@ -1,7 +1,8 @@
 //! `palisade train`.
 
-use anyhow::Result;
-use palisade_trainer::{preempt::PREEMPTED_EXIT, End, ExperimentConfig, TrainOptions};
+use anyhow::{bail, Result};
+use palisade_trainer::recipe::{train_recipe, Experiment};
+use palisade_trainer::{preempt::PREEMPTED_EXIT, End, TrainOptions, TrainSummary};
 use std::path::PathBuf;
 
 /// Arguments of `palisade train`.
@@ -24,15 +25,18 @@ pub struct Args {
     /// Hide the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// A recipe's stage to run alone (from its predecessor's final checkpoint).
+    #[arg(long, value_name = "NAME")]
+    stage: Option<String>,
     /// With --resume: continue even though keys that change the training trajectory (lr,
     /// batch size, data, seed, model) differ from the checkpoint's config.
     #[arg(long)]
     allow_config_change: bool,
 }
 
-/// Loads the config and trains; prints the final report.
+/// Loads the config (one stage or a recipe) and trains; prints each stage's report.
 pub fn run(a: Args) -> Result<()> {
-    let cfg = ExperimentConfig::load(&a.config, &a.sets)?;
+    let experiment = Experiment::load(&a.config, &a.sets)?;
     let opts = TrainOptions {
         run_dir: a.run_dir,
         resume: a.resume,
@@ -40,19 +44,48 @@ pub fn run(a: Args) -> Result<()> {
         progress: !a.no_progress,
         allow_config_change: a.allow_config_change,
     };
-    let s = palisade_trainer::train(&cfg, &opts)?;
-    match s.end {
-        End::AlreadyFinished => {
-            println!(
-                "{} already finished at step {} with its report; nothing to do",
-                s.run_dir.display(),
-                s.step
-            );
-            return Ok(());
+    let (stages, end) = match &experiment {
+        Experiment::Single(cfg) => {
+            if let Some(name) = &a.stage {
+                bail!(
+                    "--stage {name}: {} has no `stages:` list",
+                    a.config.display()
+                );
+            }
+            let s = palisade_trainer::train(cfg, &opts)?;
+            let end = s.end;
+            (vec![(cfg.name.clone(), s)], end)
         }
+        Experiment::Recipe(r) => {
+            let s = train_recipe(r, &opts, a.stage.as_deref())?;
+            if s.complete {
+                println!(
+                    "every stage finished; comparison in {}",
+                    s.run_dir.join("report/index.html").display()
+                );
+            }
+            (s.stages, s.end)
+        }
+    };
+    for (name, s) in &stages {
+        report(name, s);
+    }
+    if let End::Preempted(_) = end {
         // A scheduler's job script requeues on this code and continues with --resume.
-        End::Preempted(_) => std::process::exit(PREEMPTED_EXIT),
-        End::Done => {}
+        std::process::exit(PREEMPTED_EXIT);
+    }
+    Ok(())
+}
+
+/// Prints what one stage's run did.
+fn report(name: &str, s: &TrainSummary) {
+    if s.end == End::AlreadyFinished {
+        println!(
+            "{} already finished at step {} with its report; nothing to do",
+            s.run_dir.display(),
+            s.step
+        );
+        return;
     }
     tracing::info!(
         "stopped at step {} (loss {:.4}); run folder {}",
@@ -61,7 +94,6 @@ pub fn run(a: Args) -> Result<()> {
         s.run_dir.display()
     );
     if let Some(r) = &s.report {
-        println!("{}", r.to_markdown(&r.title(&cfg.name)));
+        println!("{}", r.to_markdown(&r.title(name)));
     }
-    Ok(())
 }

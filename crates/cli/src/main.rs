@@ -11,6 +11,7 @@ mod cmd_pali;
 mod cmd_predict;
 mod cmd_report;
 mod cmd_score;
+mod cmd_sweep;
 mod cmd_tokenize;
 mod cmd_train;
 
@@ -60,6 +61,8 @@ enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
+    /// Write (and with --run local, train) one run per combination of varied config keys.
+    Sweep(cmd_sweep::Args),
     /// Start this node's ranks of a multi-process job: `launch --nproc-per-node N -- train CONFIG`.
     Launch(cmd_launch::Args),
 }
@@ -87,6 +90,7 @@ fn main() {
         Command::Tokenize(a) => cmd_tokenize::run(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
+        Command::Sweep(a) => cmd_sweep::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", message(&e));

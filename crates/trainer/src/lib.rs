@@ -17,9 +17,11 @@ pub mod optimizer;
 pub mod parallel;
 pub mod preempt;
 pub mod preflight;
+pub mod recipe;
 pub mod resume;
 pub mod schedule;
 pub mod stages;
+pub mod sweep;
 pub mod train;
 pub mod yaml_tree;
 

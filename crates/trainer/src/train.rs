@@ -72,7 +72,11 @@ pub fn train(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary
 }
 
 /// The training loop on this rank of `mesh`.
-fn train_on(mesh: &Mesh, cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+pub(crate) fn train_on(
+    mesh: &Mesh,
+    cfg: &ExperimentConfig,
+    opts: &TrainOptions,
+) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
     let (rank, world) = (mesh.rank(), mesh.size());
     // From here a preemption signal stops the run after its next step, with a checkpoint.

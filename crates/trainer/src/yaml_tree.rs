@@ -84,6 +84,26 @@ impl YamlTree {
             .unwrap_or_else(|| self.file.display().to_string())
     }
 
+    /// This tree with `over` merged on top as one more level named `origin` (a recipe's stage).
+    pub fn overlay(&self, over: Value, origin: &str) -> YamlTree {
+        let mut out = self.clone();
+        let mut origins = std::mem::take(&mut out.origins);
+        merge(&mut out.root, over, "", &mut |k| {
+            record(&mut origins, k, origin)
+        });
+        out.origins = origins;
+        out.levels.push(origin.to_string());
+        out
+    }
+
+    /// Removes the top-level `key` and returns its value.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        match &mut self.root {
+            Value::Mapping(m) => m.remove(key),
+            _ => None,
+        }
+    }
+
     /// The position of `origin` in [`YamlTree::levels`] (later overrides earlier).
     pub fn level(&self, origin: &str) -> usize {
         self.levels.iter().position(|l| l == origin).unwrap_or(0)
@@ -194,11 +214,33 @@ fn merge(base: &mut Value, over: Value, prefix: &str, on_set: &mut dyn FnMut(&st
     }
 }
 
+/// Sets `parts` in `root`; inside a list a part is an index or the `name:` of an element
+/// (`stages.stage1.train.steps`).
 fn set_path(root: &mut Value, parts: &[&str], value: Value) -> std::result::Result<(), String> {
     let mut cur = root;
     for (i, p) in parts.iter().enumerate() {
         if cur.is_null() {
             *cur = Value::Mapping(Mapping::new());
+        }
+        if let Value::Sequence(items) = cur {
+            let at = p
+                .parse::<usize>()
+                .ok()
+                .filter(|&k| k < items.len())
+                .or_else(|| {
+                    items
+                        .iter()
+                        .position(|it| it.get("name").and_then(Value::as_str) == Some(*p))
+                });
+            let Some(at) = at else {
+                return Err(format!("{} (no element {p:?})", parts[..i].join(".")));
+            };
+            if i + 1 == parts.len() {
+                items[at] = value;
+                return Ok(());
+            }
+            cur = &mut items[at];
+            continue;
         }
         let Value::Mapping(m) = cur else {
             return Err(parts[..i].join("."));
@@ -242,6 +284,20 @@ mod tests {
             .to_string()
             .contains("b is not a mapping"));
         assert!(t.apply_sets(&["novalue".into()]).is_err());
+        // Lists are entered by index or by an element's name.
+        t.apply_sets(&["s=[{name: one, x: 1}, {name: two, x: 2}]".into()])
+            .unwrap();
+        t.apply_sets(&["s.two.x=5".into(), "s.0.x=4".into()])
+            .unwrap();
+        assert_eq!(t.root["s"][1]["x"].as_i64(), Some(5));
+        assert_eq!(t.root["s"][0]["x"].as_i64(), Some(4));
+        assert!(t.apply_sets(&["s.three.x=1".into()]).is_err());
+        let stages = t.take("s").unwrap();
+        let over = stages[1].clone();
+        let staged = t.overlay(over, "stage two");
+        assert_eq!(staged.root["x"].as_i64(), Some(5));
+        assert_eq!(staged.origin_of("x"), "stage two");
+        assert!(!t.has("s"));
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub trait StageKind: Sync {
     fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()>;
     /// The model to train on `device`, initialised from the seed or `model.init*` folders.
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>>;
+    /// Starts `cfg` from `dir`, the final checkpoint of the recipe stage before it, of kind
+    /// `previous`: sets the `model.init*` key that fits, unless the stage names one itself.
+    fn start_from(
+        &self,
+        cfg: &mut ExperimentConfig,
+        previous: &str,
+        dir: &Path,
+    ) -> std::result::Result<(), String>;
     /// A trained model from the model folder `dir`, for evaluation.
     fn load(
         &self,

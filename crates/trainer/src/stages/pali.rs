@@ -14,6 +14,7 @@ use palisade_model::folder::TOKENIZER_FILE;
 use palisade_model::pali::{PaliConfig, PaliModel};
 use palisade_model::siglip::vit::Resample;
 use palisade_model::t5::T5Config;
+use palisade_model::weights;
 use palisade_model::SiglipVisionConfig;
 use std::path::Path;
 use std::sync::Arc;
@@ -79,6 +80,26 @@ impl StageKind for Pali {
         "eval.tasks"
     }
 
+    fn start_from(
+        &self,
+        cfg: &mut ExperimentConfig,
+        previous: &str,
+        dir: &Path,
+    ) -> std::result::Result<(), String> {
+        let m = &mut cfg.model;
+        if m.init.is_some() || m.init_vision.is_some() {
+            return Ok(());
+        }
+        match previous {
+            // Stage 0 → 1: the SigLIP's ViT, its text tower dropped.
+            "siglip" => m.init_vision = Some(dir.to_path_buf()),
+            // Stage 1 → 2 → transfer: the whole PaLI, resampled when the resolution changes.
+            "pali" => m.init = Some(dir.to_path_buf()),
+            other => return Err(format!("a pali stage cannot start from a {other} stage")),
+        }
+        Ok(())
+    }
+
     fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()> {
         match &cfg.data.synth {
             Some(s) => Ok(s.ensure_tasks(cfg.seed, &cfg.data.tokenizer)?),
@@ -95,7 +116,7 @@ impl StageKind for Pali {
         tch::manual_seed(cfg.seed as i64);
         let model = match &cfg.model.init {
             Some(dir) => {
-                let m = PaliModel::load(dir, device)?;
+                let m = load_at_resolution(dir, &pcfg, device)?;
                 let rows = m.config().text_config.vocab_size;
                 if rows < tok.vocab_size() {
                     return Err(TrainerError::Config(format!(
@@ -208,4 +229,23 @@ impl StageModel for PaliStage {
             report_dir,
         )?)
     }
+}
+
+/// The PaLI folder `dir` on `device`, its position embeddings resampled to `want`'s image size
+/// when it was trained at another (the paper's stage 2 and transfer at higher resolution).
+fn load_at_resolution(dir: &Path, want: &PaliConfig, device: Device) -> Result<PaliModel> {
+    let size = want.vision_config.image_size;
+    let saved = PaliConfig::load(&dir.join(palisade_model::folder::CONFIG_FILE))?;
+    if saved.vision_config.image_size == size {
+        return Ok(PaliModel::load(dir, device)?);
+    }
+    tracing::info!(
+        "resampling {} from {} to {size} px",
+        dir.display(),
+        saved.vision_config.image_size
+    );
+    let resized = PaliModel::load(dir, Device::Cpu)?.resized(size, Resample::Bilinear)?;
+    let m = PaliModel::new(resized.config(), device)?;
+    weights::load_tensors_into(&m.vs, weights::named_cpu(&resized.vs), dir)?;
+    Ok(m)
 }

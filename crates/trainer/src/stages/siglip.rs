@@ -76,6 +76,21 @@ impl StageKind for Siglip {
         "data.eval"
     }
 
+    fn start_from(
+        &self,
+        cfg: &mut ExperimentConfig,
+        previous: &str,
+        dir: &Path,
+    ) -> std::result::Result<(), String> {
+        if previous != self.name() {
+            return Err(format!(
+                "a siglip stage cannot start from a {previous} stage (name another with `from:`)"
+            ));
+        }
+        cfg.model.init.get_or_insert_with(|| dir.to_path_buf());
+        Ok(())
+    }
+
     fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()> {
         let Some(s) = &cfg.data.synth else {
             return Ok(());

@@ -1,0 +1,91 @@
+//! `palisade sweep`: configs, the table and the job array written per combination, keys checked
+//! before anything is written, and the runs trained here two at a time.
+
+use crate::common::*;
+
+#[test]
+fn a_sweep_writes_every_run_and_trains_them_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "sweep: {grid: {seed: [0, 1]}}\n");
+    let out = d.join("sweep");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--grid",
+            "train.lr=1e-3,2e-3",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "train.checkpoint_every=6",
+        ];
+        a.extend(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+
+    // An unknown key is refused with its path before anything is written.
+    let bad: Vec<String> = args(&["--grid", "train.lrr=1,2"]);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let res = palisade(d, &bad);
+    assert!(!res.status.success());
+    assert!(text(&res).contains("key train.lrr"), "{}", text(&res));
+    assert!(!out.exists(), "nothing written");
+    let empty = palisade(d, &["sweep", "x.yaml", "--grid", "train.lr=", "--out", "o"]);
+    assert!(
+        text(&empty).contains("at least one value"),
+        "{}",
+        text(&empty)
+    );
+
+    let ok: Vec<String> = args(&["--run", "local", "--parallel", "2"]);
+    let ok: Vec<&str> = ok.iter().map(String::as_str).collect();
+    let printed = palisade_ok(d, &ok);
+    let names = [
+        "seed=0_lr=1e-3",
+        "seed=0_lr=2e-3",
+        "seed=1_lr=1e-3",
+        "seed=1_lr=2e-3",
+    ];
+    let tsv = std::fs::read_to_string(out.join("sweep.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 5, "{tsv}");
+    assert!(
+        tsv.contains("3\tseed=1_lr=2e-3\tseed=1 train.lr=2e-3"),
+        "{tsv}"
+    );
+    let sbatch = std::fs::read_to_string(out.join("sweep.sbatch")).unwrap();
+    assert!(sbatch.contains("#SBATCH --array=0-3"), "{sbatch}");
+    assert!(
+        sbatch.contains("--resume") && sbatch.contains("--requeue"),
+        "{sbatch}"
+    );
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", out.join("sweep.sbatch").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "the job array is valid bash");
+    for name in names {
+        assert!(printed.contains(name), "{printed}");
+        let run = out.join(name);
+        let config = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+        assert!(
+            !config.contains("sweep:") && !config.contains("base:"),
+            "{config}"
+        );
+        assert!(run.join("report/eval.json").exists(), "{name} trained");
+        assert!(run.join("checkpoints/step-00000006/state.json").exists());
+    }
+    // The seeds and rates took effect: four different trajectories.
+    let mut finals: Vec<f64> = names
+        .iter()
+        .map(|n| {
+            train_steps(&out.join(n).join("metrics.jsonl"))
+                .last()
+                .unwrap()
+                .1
+        })
+        .collect();
+    finals.sort_by(f64::total_cmp);
+    finals.dedup();
+    assert_eq!(finals.len(), 4, "{finals:?}");
+}
