@@ -306,3 +306,71 @@ fn interrupted_runs_resume_exactly_through_augmentation_and_prefetch() {
         text(&o)
     );
 }
+
+/// big_vision's Adafactor with an rsqrt schedule and cool-down, the ViT frozen by regex and the
+/// text tower at half the learning rate: trains, keeps the frozen tensors as they were, and
+/// resumes exactly (Adafactor's factored state goes through the checkpoint).
+#[test]
+fn adafactor_rsqrt_freezing_and_lr_mults_train_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let sets = [
+        "--set",
+        "train.optimizer=adafactor",
+        "--set",
+        "train.adafactor={min_dim_size_to_factor: 8}",
+        "--set",
+        "train.schedule=rsqrt",
+        "--set",
+        "train.timescale=3",
+        "--set",
+        "train.cooldown_steps=2",
+        "--set",
+        r#"train.freeze=["vision_model\\..*"]"#,
+        "--set",
+        r#"train.lr_mults={"text_model\\..*": 0.5}"#,
+    ];
+    let (a, b) = straight_and_resumed(d, cfg.to_str().unwrap(), 3, &sets);
+    let last = "checkpoints/step-00000006";
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        same_tensors(&a.join(last).join(file), &b.join(last).join(file), file);
+    }
+    let opt = read_tensors(&a.join(last).join("optimizer.safetensors"));
+    assert!(
+        opt.keys().any(|k| k.starts_with("v_row.text_model.")),
+        "factored state"
+    );
+    assert!(
+        !opt.keys().any(|k| k.contains("vision_model.")),
+        "frozen: no state"
+    );
+    let (early, late) = (
+        read_tensors(&a.join("checkpoints/step-00000004/model.safetensors")),
+        read_tensors(&a.join(last).join("model.safetensors")),
+    );
+    let mut moved = 0;
+    for (k, t) in &late {
+        let diff = max_abs_diff(t, &early[k]);
+        if k.starts_with("vision_model.") {
+            assert_eq!(diff, 0.0, "{k} is frozen");
+        } else if diff > 0.0 {
+            moved += 1;
+        }
+    }
+    assert!(moved > 5, "the text tower trains");
+    let bad = palisade(
+        d,
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--set",
+            r#"train.freeze=["nothing\\..*"]"#,
+        ],
+    );
+    assert!(
+        text(&bad).contains("matches no parameter"),
+        "{}",
+        text(&bad)
+    );
+}

@@ -52,6 +52,27 @@ pub struct TrainSection {
     pub steps: u64,
     /// Peak learning rate.
     pub lr: f64,
+    /// `adamw` or `adafactor` (big_vision's, `train.adafactor`).
+    #[serde(default = "default_optimizer")]
+    pub optimizer: String,
+    /// Adafactor's hyper-parameters (with `optimizer: adafactor`).
+    #[serde(default)]
+    pub adafactor: crate::optimizer::AdafactorConfig,
+    /// After warm-up: `cosine`, `linear` (both down to `min_lr_ratio`) or `rsqrt`.
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// rsqrt's timescale in steps.
+    #[serde(default = "default_timescale")]
+    pub timescale: u64,
+    /// Steps at the end over which the learning rate falls linearly to 0 (0: none).
+    #[serde(default)]
+    pub cooldown_steps: u64,
+    /// Parameters to freeze, as whole-name regular expressions (`vision_model\\..*`).
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Learning-rate multipliers by whole-name regular expression (the first match wins).
+    #[serde(default)]
+    pub lr_mults: std::collections::BTreeMap<String, f64>,
     /// Linear warm-up steps.
     #[serde(default)]
     pub warmup_steps: u64,
@@ -130,6 +151,15 @@ fn default_ckpt_every() -> u64 {
 fn default_keep() -> usize {
     3
 }
+fn default_optimizer() -> String {
+    "adamw".into()
+}
+fn default_schedule() -> String {
+    "cosine".into()
+}
+fn default_timescale() -> u64 {
+    10_000
+}
 fn default_preempt_signals() -> Vec<String> {
     ["TERM", "USR1", "HUP"].map(String::from).to_vec()
 }
@@ -176,6 +206,33 @@ impl ExperimentConfig {
             ));
         }
         crate::preempt::validate(&t.preempt_signals)?;
+        if !matches!(t.optimizer.as_str(), "adamw" | "adafactor") {
+            return Err(format!(
+                "key train.optimizer: {:?} is not adamw or adafactor",
+                t.optimizer
+            ));
+        }
+        if crate::schedule::Kind::named(&t.schedule).is_none() {
+            return Err(format!(
+                "key train.schedule: {:?} is not cosine, linear or rsqrt",
+                t.schedule
+            ));
+        }
+        if t.cooldown_steps > t.steps {
+            return Err(format!(
+                "key train.cooldown_steps: {} exceeds train.steps {}",
+                t.cooldown_steps, t.steps
+            ));
+        }
+        if let Some((k, m)) = t
+            .lr_mults
+            .iter()
+            .find(|(_, m)| !(m.is_finite() && **m >= 0.0))
+        {
+            return Err(format!(
+                "key train.lr_mults: {k:?} has multiplier {m}, not ≥ 0"
+            ));
+        }
         if t.log_every == 0 || t.checkpoint_every == 0 {
             return Err("keys train.log_every and train.checkpoint_every: must be positive".into());
         }

@@ -8,12 +8,12 @@ use crate::device::{parse_device, set_threads};
 use crate::error::{io_at, Result, TrainerError};
 use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
-use crate::optimizer::{AdamW, AdamWConfig};
+use crate::optimizer;
 use crate::parallel::{DataParallel, Mesh};
 use crate::preempt::PreemptGuard;
 use crate::preflight;
 use crate::resume::{self, Start};
-use crate::schedule::WarmupCosine;
+use crate::schedule::{self as lr_schedule, Schedule};
 use crate::stages;
 use indicatif::{ProgressBar, ProgressStyle};
 use palisade_data::{RankShare, TrainSource};
@@ -121,24 +121,24 @@ pub(crate) fn train_on(
     }
     mesh.world().barrier()?;
     let model = kind.build(cfg, device)?;
+    let frozen = optimizer::freeze(model.vs(), &t.freeze)?;
+    if frozen > 0 && rank == 0 {
+        tracing::info!("train.freeze: {frozen} tensors frozen");
+    }
     let ckpt_bytes = preflight::checkpoint_bytes(model.vs());
     if rank == 0 {
         preflight::check_memory(model.vs(), device)?;
     }
     let dp = DataParallel::new(model.vs(), (t.grad_bucket_mb * (1 << 20) as f64) as usize);
-    let mut opt = AdamW::new(
-        weights::trainable(model.vs()),
-        AdamWConfig {
-            betas: t.betas,
-            eps: t.eps,
-            weight_decay: t.weight_decay,
-        },
-    );
-    let sched = WarmupCosine {
+    let mut opt = optimizer::build(t, weights::trainable(model.vs()))?;
+    let sched = Schedule {
+        kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),
         peak: t.lr,
         warmup: t.warmup_steps,
         total: t.steps,
         min_ratio: t.min_lr_ratio,
+        timescale: t.timescale,
+        cooldown: t.cooldown_steps,
     };
     let per_rank = t.batch_size / world;
     let share = RankShare {

@@ -9,7 +9,7 @@ mod timing;
 use crate::config::ExperimentConfig;
 use crate::device::{parse_device, set_threads};
 use crate::error::Result;
-use crate::optimizer::{AdamW, AdamWConfig};
+use crate::optimizer::{AdamW, AdamWConfig, Optimizer};
 use crate::stages::siglip::{build_model, model_config};
 use palisade_model::pali::PaliConfig;
 use palisade_model::weights;

@@ -1,9 +1,9 @@
-//! AdamW with decoupled weight decay (Loshchilov & Hutter), global-norm gradient clipping, and
-//! state that goes into checkpoints (tch's own optimisers cannot export theirs).
+//! AdamW with decoupled weight decay (Loshchilov & Hutter).
 
+use super::{Optimizer, Param};
 use crate::error::{Result, TrainerError};
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// AdamW hyper-parameters.
 #[derive(Debug, Clone, Copy)]
@@ -16,97 +16,68 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
-/// One parameter and its moments.
+/// One parameter's moments.
 #[derive(Debug)]
-struct Slot {
-    name: String,
-    param: Tensor,
+struct Moments {
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
-    decay: bool,
 }
 
 /// AdamW over named parameters.
 #[derive(Debug)]
 pub struct AdamW {
     cfg: AdamWConfig,
-    slots: Vec<Slot>,
+    params: Vec<Param>,
+    moments: Vec<Moments>,
     /// Updates applied so far (bias correction uses it).
     pub step: u64,
 }
 
 impl AdamW {
     /// Tracks the given trainable parameters (sorted by name for a stable order).
-    pub fn new(mut params: Vec<(String, Tensor)>, cfg: AdamWConfig) -> AdamW {
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let slots = params
-            .into_iter()
-            .map(|(name, param)| Slot {
-                decay: param.dim() >= 2 && !name.contains("embedding") && !name.ends_with("probe"),
-                exp_avg: param.zeros_like(),
-                exp_avg_sq: param.zeros_like(),
-                name,
-                param,
+    pub fn new(params: Vec<(String, Tensor)>, cfg: AdamWConfig) -> AdamW {
+        let params = Param::sorted(params);
+        let moments = params
+            .iter()
+            .map(|p| Moments {
+                exp_avg: p.tensor.zeros_like(),
+                exp_avg_sq: p.tensor.zeros_like(),
             })
             .collect();
         AdamW {
             cfg,
-            slots,
+            params,
+            moments,
             step: 0,
         }
     }
+}
 
-    /// Global L2 norm of all gradients (absent gradients count as zero).
-    pub fn grad_norm(&self) -> f64 {
-        let squares: Vec<Tensor> = self
-            .slots
-            .iter()
-            .map(|s| s.param.grad())
-            .filter(Tensor::defined)
-            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
-            .collect();
-        if squares.is_empty() {
-            return 0.0;
-        }
-        Tensor::stack(&squares, 0)
-            .sum(Kind::Float)
-            .sqrt()
-            .double_value(&[])
+impl Optimizer for AdamW {
+    fn params(&self) -> &[Param] {
+        &self.params
     }
 
-    /// Scales gradients so their global norm is at most `max_norm`; returns the norm before.
-    pub fn clip_grad_norm(&self, max_norm: f64) -> f64 {
-        let norm = self.grad_norm();
-        if max_norm > 0.0 && norm > max_norm {
-            let scale = max_norm / (norm + 1e-6);
-            tch::no_grad(|| {
-                for s in &self.slots {
-                    let mut g = s.param.grad();
-                    if g.defined() {
-                        let _ = g.g_mul_scalar_(scale);
-                    }
-                }
-            });
-        }
-        norm
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
     }
 
-    /// Applies one update with learning rate `lr`.
-    pub fn step(&mut self, lr: f64) {
+    fn step(&mut self, lr: f64) {
         self.step += 1;
         let [b1, b2] = self.cfg.betas;
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2 = 1.0 - b2.powi(self.step as i32);
         let (eps, wd) = (self.cfg.eps, self.cfg.weight_decay);
         tch::no_grad(|| {
-            for s in &mut self.slots {
-                let g = s.param.grad();
+            for (p, s) in self.params.iter_mut().zip(&mut self.moments) {
+                let g = p.tensor.grad();
                 if !g.defined() {
                     continue;
                 }
                 let g = g.to_kind(s.exp_avg.kind());
-                if s.decay && wd > 0.0 {
-                    let _ = s.param.g_mul_scalar_(1.0 - lr * wd);
+                let lr = lr * p.lr_mult;
+                if p.decay && wd > 0.0 {
+                    let _ = p.tensor.g_mul_scalar_(1.0 - lr * wd);
                 }
                 let _ = s.exp_avg.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
                 let _ = s
@@ -114,34 +85,24 @@ impl AdamW {
                     .g_mul_scalar_(b2)
                     .g_add_(&(g.square() * (1.0 - b2)));
                 let denom = (&s.exp_avg_sq / bc2).sqrt() + eps;
-                let _ = s.param.g_sub_(&(&s.exp_avg / &denom * (lr / bc1)));
+                let _ = p.tensor.g_sub_(&(&s.exp_avg / &denom * (lr / bc1)));
             }
         });
     }
 
-    /// Clears every gradient.
-    pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.detach_();
-                let _ = g.zero_();
-            }
-        }
-    }
-
     /// Moments as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for checkpoints.
-    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.slots
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.params
             .iter()
-            .flat_map(|s| {
+            .zip(&self.moments)
+            .flat_map(|(p, s)| {
                 [
                     (
-                        format!("exp_avg.{}", s.name),
+                        format!("exp_avg.{}", p.name),
                         s.exp_avg.to_device(tch::Device::Cpu).contiguous(),
                     ),
                     (
-                        format!("exp_avg_sq.{}", s.name),
+                        format!("exp_avg_sq.{}", p.name),
                         s.exp_avg_sq.to_device(tch::Device::Cpu).contiguous(),
                     ),
                 ]
@@ -149,8 +110,8 @@ impl AdamW {
             .collect()
     }
 
-    /// Restores moments written by [`AdamW::state_tensors`]; every slot must be present with its shape.
-    pub fn load_state(
+    /// Restores moments written by `state_tensors`; every one must be present with its shape.
+    fn load_state(
         &mut self,
         tensors: Vec<(String, Tensor)>,
         step: u64,
@@ -162,12 +123,12 @@ impl AdamW {
             msg,
         };
         tch::no_grad(|| {
-            for s in &mut self.slots {
+            for (p, s) in self.params.iter().zip(&mut self.moments) {
                 for (prefix, dst) in [
                     ("exp_avg", &mut s.exp_avg),
                     ("exp_avg_sq", &mut s.exp_avg_sq),
                 ] {
-                    let key = format!("{prefix}.{}", s.name);
+                    let key = format!("{prefix}.{}", p.name);
                     let t = map
                         .remove(&key)
                         .ok_or_else(|| bad(format!("optimizer tensor {key} is missing")))?;
@@ -196,6 +157,7 @@ impl AdamW {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn first_step_moves_each_weight_by_lr() {

@@ -1,0 +1,188 @@
+//! Optimisers as big_vision trains SigLIP and PaLI: AdamW and Adafactor, over named parameters
+//! with per-parameter learning-rate multipliers, global-norm gradient clipping, and state that
+//! goes into checkpoints (tch's own optimisers cannot export theirs).
+
+mod adafactor;
+mod adamw;
+
+pub use adafactor::{Adafactor, AdafactorConfig};
+pub use adamw::{AdamW, AdamWConfig};
+
+use crate::config::TrainSection;
+use crate::error::{Result, TrainerError};
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// A trainable parameter as an optimiser sees it.
+#[derive(Debug)]
+pub struct Param {
+    /// Its name in the model folder.
+    pub name: String,
+    /// The tensor (requires grad).
+    pub tensor: Tensor,
+    /// Weight decay applies (matrices; not biases, norms, scalars, embeddings or probes).
+    pub decay: bool,
+    /// Its learning rate as a multiple of the schedule's (`train.lr_mults`).
+    pub lr_mult: f64,
+}
+
+impl Param {
+    /// Named tensors as parameters, sorted by name for a stable order, multiplier 1.
+    pub fn sorted(mut params: Vec<(String, Tensor)>) -> Vec<Param> {
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        params
+            .into_iter()
+            .map(|(name, tensor)| Param {
+                decay: tensor.dim() >= 2 && !name.contains("embedding") && !name.ends_with("probe"),
+                name,
+                tensor,
+                lr_mult: 1.0,
+            })
+            .collect()
+    }
+}
+
+/// What the train loop does with an optimiser.
+pub trait Optimizer {
+    /// The parameters it updates.
+    fn params(&self) -> &[Param];
+    /// The same, to set learning-rate multipliers.
+    fn params_mut(&mut self) -> &mut [Param];
+    /// Applies one update with the schedule's learning rate `lr`.
+    fn step(&mut self, lr: f64);
+    /// Its state as named tensors for checkpoints.
+    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+    /// Restores state written by [`Optimizer::state_tensors`] after `step` updates.
+    fn load_state(
+        &mut self,
+        tensors: Vec<(String, Tensor)>,
+        step: u64,
+        origin: &Path,
+    ) -> Result<()>;
+
+    /// Global L2 norm of all gradients (absent gradients count as zero).
+    fn grad_norm(&self) -> f64 {
+        let squares: Vec<Tensor> = self
+            .params()
+            .iter()
+            .map(|p| p.tensor.grad())
+            .filter(Tensor::defined)
+            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
+            .collect();
+        if squares.is_empty() {
+            return 0.0;
+        }
+        Tensor::stack(&squares, 0)
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[])
+    }
+
+    /// Scales gradients so their global norm is at most `max_norm`; returns the norm before.
+    fn clip_grad_norm(&self, max_norm: f64) -> f64 {
+        let norm = self.grad_norm();
+        if max_norm > 0.0 && norm > max_norm {
+            let scale = max_norm / (norm + 1e-6);
+            tch::no_grad(|| {
+                for p in self.params() {
+                    let mut g = p.tensor.grad();
+                    if g.defined() {
+                        let _ = g.g_mul_scalar_(scale);
+                    }
+                }
+            });
+        }
+        norm
+    }
+
+    /// Clears every gradient.
+    fn zero_grad(&mut self) {
+        for p in self.params() {
+            let mut g = p.tensor.grad();
+            if g.defined() {
+                let _ = g.detach_();
+                let _ = g.zero_();
+            }
+        }
+    }
+}
+
+/// The optimiser `train.optimizer` names over `params`, with `train.lr_mults` applied (the
+/// first matching pattern wins; a pattern that matches no parameter is refused).
+pub fn build(t: &TrainSection, params: Vec<(String, Tensor)>) -> Result<Box<dyn Optimizer>> {
+    let mut opt: Box<dyn Optimizer> = match t.optimizer.as_str() {
+        "adamw" => Box::new(AdamW::new(
+            params,
+            AdamWConfig {
+                betas: t.betas,
+                eps: t.eps,
+                weight_decay: t.weight_decay,
+            },
+        )),
+        "adafactor" => Box::new(Adafactor::new(params, t.adafactor, t.weight_decay)),
+        other => {
+            return Err(TrainerError::Config(format!(
+                "key train.optimizer: {other:?} is not adamw or adafactor"
+            )))
+        }
+    };
+    let patterns = compile(&t.lr_mults, "train.lr_mults")?;
+    for (re, _) in &patterns {
+        if !opt.params().iter().any(|p| re.is_match(&p.name)) {
+            return Err(TrainerError::Config(format!(
+                "key train.lr_mults: {:?} matches no trainable parameter",
+                re.as_str()
+            )));
+        }
+    }
+    for p in opt.params_mut() {
+        if let Some((_, m)) = patterns.iter().find(|(re, _)| re.is_match(&p.name)) {
+            p.lr_mult = *m;
+        }
+    }
+    Ok(opt)
+}
+
+/// Whole-name regular expressions (`vision_model\..*`) with their values.
+pub fn compile<V: Copy>(
+    pats: &std::collections::BTreeMap<String, V>,
+    key: &str,
+) -> Result<Vec<(regex::Regex, V)>> {
+    pats.iter()
+        .map(|(p, v)| {
+            regex::Regex::new(&format!("^(?:{p})$"))
+                .map(|re| (re, *v))
+                .map_err(|e| {
+                    TrainerError::Config(format!(
+                        "key {key}: {p:?} is not a regular expression: {e}"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Freezes every variable of `vs` whose name matches one of `train.freeze`; returns how many.
+pub fn freeze(vs: &tch::nn::VarStore, patterns: &[String]) -> Result<usize> {
+    let map: std::collections::BTreeMap<String, ()> =
+        patterns.iter().map(|p| (p.clone(), ())).collect();
+    let res = compile(&map, "train.freeze")?;
+    let mut n = 0;
+    for (re, ()) in &res {
+        let hits: Vec<_> = vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| re.is_match(name))
+            .collect();
+        if hits.is_empty() {
+            return Err(TrainerError::Config(format!(
+                "key train.freeze: {:?} matches no parameter",
+                re.as_str()
+            )));
+        }
+        for (_, t) in hits {
+            let _ = t.set_requires_grad(false);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
