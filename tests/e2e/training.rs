@@ -374,3 +374,37 @@ fn adafactor_rsqrt_freezing_and_lr_mults_train_and_resume_exactly() {
         text(&bad)
     );
 }
+
+/// An exponential moving average of the weights: saved in every checkpoint beside the raw
+/// weights, restored on resume (an interrupted run ends with the same average), and evaluated
+/// into report/ema/ and metrics.jsonl's `eval_ema` lines.
+#[test]
+fn the_weights_moving_average_is_saved_resumed_and_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let sets = ["--set", "train.ema_decay=0.8"];
+    let (a, b) = straight_and_resumed(d, cfg.to_str().unwrap(), 3, &sets);
+    let last = a.join("checkpoints/step-00000006");
+    same_tensors(
+        &last.join("ema.safetensors"),
+        &b.join("checkpoints/step-00000006/ema.safetensors"),
+        "ema",
+    );
+    let (ema, raw) = (
+        read_tensors(&last.join("ema.safetensors")),
+        read_tensors(&last.join("model.safetensors")),
+    );
+    assert_eq!(
+        ema.keys().collect::<Vec<_>>(),
+        raw.keys().collect::<Vec<_>>()
+    );
+    let moved = ema
+        .iter()
+        .filter(|(k, t)| max_abs_diff(t, &raw[*k]) > 0.0)
+        .count();
+    assert!(moved > 5, "the average lags the weights");
+    assert!(a.join("report/ema/eval.json").exists());
+    let metrics = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"split\":\"eval_ema\""), "{metrics}");
+}

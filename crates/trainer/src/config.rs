@@ -70,6 +70,10 @@ pub struct TrainSection {
     /// Parameters to freeze, as whole-name regular expressions (`vision_model\\..*`).
     #[serde(default)]
     pub freeze: Vec<String>,
+    /// Decay of an exponential moving average of the weights, saved and evaluated beside them
+    /// (0: none; big_vision uses e.g. 0.9999).
+    #[serde(default)]
+    pub ema_decay: f64,
     /// Learning-rate multipliers by whole-name regular expression (the first match wins).
     #[serde(default)]
     pub lr_mults: std::collections::BTreeMap<String, f64>,
@@ -216,6 +220,12 @@ impl ExperimentConfig {
             return Err(format!(
                 "key train.schedule: {:?} is not cosine, linear or rsqrt",
                 t.schedule
+            ));
+        }
+        if !(0.0..1.0).contains(&t.ema_decay) {
+            return Err(format!(
+                "key train.ema_decay: {} is not within [0, 1)",
+                t.ema_decay
             ));
         }
         if t.cooldown_steps > t.steps {

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod ema;
 pub mod error;
 pub mod evaluate;
 mod experiment;

@@ -5,6 +5,7 @@
 use crate::checkpoint::{self, Keep, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
 use crate::config::ExperimentConfig;
 use crate::device::{parse_device, set_threads};
+use crate::ema::{Ema, EMA_FILE};
 use crate::error::{io_at, Result, TrainerError};
 use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
@@ -131,6 +132,7 @@ pub(crate) fn train_on(
     }
     let dp = DataParallel::new(model.vs(), (t.grad_bucket_mb * (1 << 20) as f64) as usize);
     let mut opt = optimizer::build(t, weights::trainable(model.vs()))?;
+    let mut ema = (t.ema_decay > 0.0).then(|| Ema::new(model.vs(), t.ema_decay));
     let sched = Schedule {
         kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),
         peak: t.lr,
@@ -155,6 +157,10 @@ pub(crate) fn train_on(
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
         opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
+        if let Some(e) = ema.as_mut() {
+            let p = dir.join(EMA_FILE);
+            e.load(weights::read(&p)?, &p)?;
+        }
         resume_data(&mut *loader, state, dir, rank, world)?;
         step = state.step;
         examples_seen = state.examples_seen;
@@ -197,6 +203,9 @@ pub(crate) fn train_on(
         let grad_norm = opt.clip_grad_norm(t.grad_clip);
         let lr = sched.lr(step);
         opt.step(lr);
+        if let Some(e) = ema.as_mut() {
+            e.update();
+        }
         opt.zero_grad();
         step += 1;
         examples_seen += t.batch_size as u64;
@@ -251,6 +260,9 @@ pub(crate) fn train_on(
                 let dir = checkpoint::write(&ckpt_root, &state, keep, |d| {
                     model.save(d)?;
                     weights::write_atomic(&opt.state_tensors(), &d.join(OPTIMIZER_FILE))?;
+                    if let Some(e) = &ema {
+                        weights::write_atomic(&e.tensors(), &d.join(EMA_FILE))?;
+                    }
                     Ok(palisade_files::write(
                         &d.join(EXPERIMENT_FILE),
                         cfg.to_yaml(),
@@ -279,6 +291,12 @@ pub(crate) fn train_on(
                     m.log(step, "eval", &r.scalars())?;
                 }
             }
+            if let Some(e) = &ema {
+                let r = e.with_shadow(|| model.evaluate(cfg, mesh, Some(step), None))?;
+                if let (Some(r), Some(m)) = (r, metrics.as_mut()) {
+                    m.log(step, "eval_ema", &r.scalars())?;
+                }
+            }
         }
     }
     bar.finish_and_clear();
@@ -296,6 +314,21 @@ pub(crate) fn train_on(
             }
             // The HTML page (curves, tables, examples), as `palisade report` would rebuild it.
             palisade_evaluator::html::write_run_report(&run.root)?;
+        }
+        // The moving average, evaluated the same way into report/ema/.
+        if let Some(e) = &ema {
+            let dir = run.report().join("ema");
+            let r = e.with_shadow(|| model.evaluate(cfg, mesh, Some(step), Some(&dir)))?;
+            if let (Some(r), 0) = (r, rank) {
+                r.write(
+                    &dir,
+                    &format!("{} (EMA {})", r.title(&cfg.name), t.ema_decay),
+                )?;
+                if let Some(m) = metrics.as_mut() {
+                    m.log(step, "eval_ema", &r.scalars())?;
+                    m.flush()?;
+                }
+            }
         }
     }
     Ok(TrainSummary {
