@@ -131,7 +131,16 @@ pub(crate) fn train_on(
         preflight::check_memory(model.vs(), device)?;
     }
     let dp = DataParallel::new(model.vs(), (t.grad_bucket_mb * (1 << 20) as f64) as usize);
-    let mut opt = optimizer::build(t, weights::trainable(model.vs()))?;
+    let choice = optimizer::Choice {
+        name: &t.optimizer,
+        adamw: optimizer::AdamWConfig {
+            betas: t.betas,
+            eps: t.eps,
+            weight_decay: t.weight_decay,
+        },
+        adafactor: t.adafactor,
+    };
+    let mut opt = optimizer::build(choice, &t.lr_mults, weights::trainable(model.vs()))?;
     let mut ema = (t.ema_decay > 0.0).then(|| Ema::new(model.vs(), t.ema_decay));
     let sched = Schedule {
         kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),

@@ -8,7 +8,6 @@ mod adamw;
 pub use adafactor::{Adafactor, AdafactorConfig};
 pub use adamw::{AdamW, AdamWConfig};
 
-use crate::config::TrainSection;
 use crate::error::{Result, TrainerError};
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -107,26 +106,38 @@ pub trait Optimizer {
     }
 }
 
-/// The optimiser `train.optimizer` names over `params`, with `train.lr_mults` applied (the
+/// Which optimiser, with what (`train.optimizer`, `train.adafactor`, Adam's keys).
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    /// `adamw` or `adafactor`.
+    pub name: &'a str,
+    /// AdamW's hyper-parameters (its weight decay serves Adafactor too).
+    pub adamw: AdamWConfig,
+    /// Adafactor's.
+    pub adafactor: AdafactorConfig,
+}
+
+/// The optimiser `choice` names over `params`, with the `lr_mults` patterns applied (the
 /// first matching pattern wins; a pattern that matches no parameter is refused).
-pub fn build(t: &TrainSection, params: Vec<(String, Tensor)>) -> Result<Box<dyn Optimizer>> {
-    let mut opt: Box<dyn Optimizer> = match t.optimizer.as_str() {
-        "adamw" => Box::new(AdamW::new(
+pub fn build(
+    choice: Choice,
+    lr_mults: &std::collections::BTreeMap<String, f64>,
+    params: Vec<(String, Tensor)>,
+) -> Result<Box<dyn Optimizer>> {
+    let mut opt: Box<dyn Optimizer> = match choice.name {
+        "adamw" => Box::new(AdamW::new(params, choice.adamw)),
+        "adafactor" => Box::new(Adafactor::new(
             params,
-            AdamWConfig {
-                betas: t.betas,
-                eps: t.eps,
-                weight_decay: t.weight_decay,
-            },
+            choice.adafactor,
+            choice.adamw.weight_decay,
         )),
-        "adafactor" => Box::new(Adafactor::new(params, t.adafactor, t.weight_decay)),
         other => {
             return Err(TrainerError::Config(format!(
                 "key train.optimizer: {other:?} is not adamw or adafactor"
             )))
         }
     };
-    let patterns = compile(&t.lr_mults, "train.lr_mults")?;
+    let patterns = compile(lr_mults, "train.lr_mults")?;
     for (re, _) in &patterns {
         if !opt.params().iter().any(|p| re.is_match(&p.name)) {
             return Err(TrainerError::Config(format!(
