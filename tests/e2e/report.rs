@@ -301,7 +301,8 @@ fn report_compares_a_sweep_in_one_table() {
     assert!(
         dom.contains("<table id=\"comparison\">") && dom.contains("<table id=\"config-diff\">")
     );
-    for (name, loss) in [("sweep_lr1", "0.7500"), ("sweep_lr2", "0.5000")] {
+    // The lower final loss is marked best; the equal CIDEr is marked for neither.
+    for (name, loss) in [("sweep_lr1", "0.7500"), ("sweep_lr2", "0.5000 ★")] {
         let row = format!("<tr><td>{name}</td>");
         let at = dom
             .find(&row)

@@ -88,4 +88,22 @@ fn a_sweep_writes_every_run_and_trains_them_locally() {
     finals.sort_by(f64::total_cmp);
     finals.dedup();
     assert_eq!(finals.len(), 4, "{finals:?}");
+
+    // The comparison shows the varied keys as columns and marks the best run per metric.
+    let mut report = vec!["report".to_string()];
+    report.extend(names.iter().map(|n| out.join(n).display().to_string()));
+    report.extend(["--out".into(), out.join("report").display().to_string()]);
+    let report: Vec<&str> = report.iter().map(String::as_str).collect();
+    palisade_ok(d, &report);
+    let md = std::fs::read_to_string(out.join("report/comparison.md")).unwrap();
+    let head = md.lines().find(|l| l.starts_with("| run |")).unwrap();
+    assert!(head.contains("| seed | train.lr |"), "{head}");
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| seed=")).collect();
+    assert_eq!(rows.len(), 4, "{md}");
+    let stars = md.matches(" ★").count();
+    let columns = head.matches(" | ").count() + 1;
+    assert!(
+        stars >= 2 && stars <= columns,
+        "one best per metric column:\n{md}"
+    );
 }

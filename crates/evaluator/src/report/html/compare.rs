@@ -48,13 +48,63 @@ pub struct Comparison {
     pub columns: Vec<String>,
     /// Config keys that differ between runs.
     pub differing_config: Vec<ConfigDiff>,
+    /// For each metric column (and `final train loss`), the rows of the best run (several on
+    /// a tie; none when every run has the same value): highest, or lowest for losses and
+    /// invalid rates. Marked ★ in the tables.
+    pub best: BTreeMap<String, Vec<usize>>,
+}
+
+/// Varied keys shown as columns of the main table when no more than this many differ (a
+/// recipe's stages differ in dozens; those stay in the config-difference table only).
+const MAX_KEY_COLUMNS: usize = 6;
+
+/// Whether a lower value of `metric` is better.
+fn lower_is_better(metric: &str) -> bool {
+    metric.contains("loss") || metric.contains("invalid_rate")
+}
+
+/// The row with the best value of each metric, where at least two runs have one.
+fn best_rows(rows: &[RunRow], columns: &[String]) -> BTreeMap<String, Vec<usize>> {
+    let mut best = BTreeMap::new();
+    let mut pick = |key: &str, values: Vec<Option<f64>>| {
+        let have: Vec<(usize, f64)> = values
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.filter(|v| v.is_finite()).map(|v| (i, v)))
+            .collect();
+        if have.len() < 2 {
+            return;
+        }
+        let values = have.iter().map(|(_, v)| *v);
+        let top = if lower_is_better(key) {
+            values.fold(f64::INFINITY, f64::min)
+        } else {
+            values.fold(f64::NEG_INFINITY, f64::max)
+        };
+        let rows: Vec<usize> = have
+            .iter()
+            .filter(|(_, v)| *v == top)
+            .map(|(i, _)| *i)
+            .collect();
+        if rows.len() < have.len() {
+            best.insert(key.to_string(), rows);
+        }
+    };
+    pick(
+        "final train loss",
+        rows.iter().map(|r| r.final_train_loss).collect(),
+    );
+    for c in columns {
+        pick(c, rows.iter().map(|r| r.metrics.get(c).copied()).collect());
+    }
+    best
 }
 
 impl Comparison {
     /// Compares `runs`.
     pub fn new(runs: &[Run]) -> Comparison {
         let labels = labels(runs);
-        let rows = runs
+        let rows: Vec<RunRow> = runs
             .iter()
             .zip(labels)
             .map(|(r, label)| RunRow {
@@ -86,33 +136,67 @@ impl Comparison {
                 })
             })
             .collect();
+        let best = best_rows(&rows, &columns);
         Comparison {
             runs: rows,
             columns,
             differing_config,
+            best,
+        }
+    }
+
+    /// The varied keys shown as columns of the main table.
+    fn key_columns(&self) -> &[ConfigDiff] {
+        if self.differing_config.len() <= MAX_KEY_COLUMNS {
+            &self.differing_config
+        } else {
+            &[]
+        }
+    }
+
+    /// `text`, marked ★ when row `row` is the best of `key`.
+    fn mark(&self, key: &str, row: usize, text: String) -> String {
+        if self.best.get(key).is_some_and(|rows| rows.contains(&row)) {
+            format!("{text} ★")
+        } else {
+            text
         }
     }
 
     fn head(&self) -> Vec<String> {
-        let mut head: Vec<String> = ["run", "folder", "stage", "final step", "final train loss"]
-            .map(String::from)
-            .to_vec();
+        let mut head: Vec<String> = ["run", "folder", "stage"].map(String::from).to_vec();
+        head.extend(self.key_columns().iter().map(|d| d.key.clone()));
+        head.extend(["final step", "final train loss"].map(String::from));
         head.extend(self.columns.iter().map(|c| column_name(c)));
         head
     }
 
-    fn cells(&self, row: &RunRow) -> Vec<String> {
+    /// Where the numeric columns start in [`Comparison::head`].
+    fn numeric_from(&self) -> usize {
+        3 + self.key_columns().len()
+    }
+
+    fn cells(&self, i: usize) -> Vec<String> {
+        let row = &self.runs[i];
         let mut cells = vec![
             row.label.clone(),
             row.folder.clone(),
             row.stage.clone().unwrap_or_else(|| "–".into()),
-            row.final_step.map_or("–".into(), |s| s.to_string()),
-            row.final_train_loss.map_or("–".into(), significant),
         ];
+        cells.extend(
+            self.key_columns()
+                .iter()
+                .map(|d| d.values[i].clone().unwrap_or_else(|| "–".into())),
+        );
+        cells.push(row.final_step.map_or("–".into(), |s| s.to_string()));
+        let loss = row.final_train_loss.map_or("–".into(), significant);
+        cells.push(self.mark("final train loss", i, loss));
         cells.extend(self.columns.iter().map(|c| {
-            row.metrics
+            let v = row
+                .metrics
                 .get(c)
-                .map_or("–".into(), |v| format_logged(c, *v))
+                .map_or("–".into(), |v| format_logged(c, *v));
+            self.mark(c, i, v)
         }));
         cells
     }
@@ -135,9 +219,10 @@ impl Comparison {
 
     /// `comparison.md`.
     pub fn to_markdown(&self) -> String {
-        let rows: Vec<Vec<String>> = self.runs.iter().map(|r| self.cells(r)).collect();
+        let rows: Vec<Vec<String>> = (0..self.runs.len()).map(|i| self.cells(i)).collect();
         let mut md = format!("# Comparison of {} runs\n\n", self.runs.len());
         md += &md_table(&self.head(), &rows);
+        md += "\n★ the best run of a column (highest; lowest for losses and invalid rates).\n";
         md += "\n## Config differences\n\n";
         if self.differing_config.is_empty() {
             md += "The runs' configs are identical.\n";
@@ -155,10 +240,8 @@ impl Comparison {
         let mut body = format!("<h1>Comparison of {} runs</h1>\n", self.runs.len());
         let head = self.head();
         let head: Vec<&str> = head.iter().map(String::as_str).collect();
-        let numeric_from = 3;
-        let rows: Vec<Vec<Cell>> = self
-            .runs
-            .iter()
+        let numeric_from = self.numeric_from();
+        let rows: Vec<Vec<Cell>> = (0..self.runs.len())
             .map(|r| {
                 self.cells(r)
                     .iter()
@@ -174,6 +257,8 @@ impl Comparison {
             })
             .collect();
         body += &table("comparison", &head, &rows);
+        body +=
+            "<p>★ the best run of a column (highest; lowest for losses and invalid rates).</p>\n";
         body += "<h2>Config differences</h2>\n";
         if self.differing_config.is_empty() {
             body += "<p>The runs' configs are identical.</p>\n";
