@@ -111,6 +111,14 @@ fn vqa(preds: &[Prediction]) -> Result<Scored> {
             metrics.insert(format!("vqa_accuracy/{t}"), v / 100.0);
         }
     }
+    // Per question type ("where is the", "how many"), so that one weak kind of question shows
+    // rather than hiding in its answer type's mean.
+    if acc.per_question_type.len() > 1 || !acc.per_question_type.contains_key("all") {
+        for (t, v) in &acc.per_question_type {
+            let key = t.trim().replace(' ', "_");
+            metrics.insert(format!("vqa_accuracy/question/{key}"), v / 100.0);
+        }
+    }
     let pairs: Vec<(String, Vec<String>)> = preds
         .iter()
         .map(|p| (p.prediction.clone(), p.references.clone()))
@@ -185,8 +193,10 @@ mod tests {
     fn vqa_scores_match_the_official_rule_and_break_down_by_answer_type() {
         let mut a = pred("1", "Two", &["2", "2", "2", "two", "3"]);
         a.labels.insert("answer_type".into(), "number".into());
+        a.labels.insert("question_type".into(), "how many".into());
         let mut b = pred("2", "yes", &["no"; 10]);
         b.labels.insert("answer_type".into(), "yes/no".into());
+        b.labels.insert("question_type".into(), "is there a".into());
         let s = score(TaskKind::Vqa, &[a, b]).unwrap();
         // "Two" normalises to "2" (the official code normalises the ground truth's punctuation
         // only, so its "two" stays); leave-one-out mean of min(1, matches / 3): (3·2/3 + 2·1)/5.
@@ -199,6 +209,8 @@ mod tests {
         assert!((s.metrics["vqa_accuracy"] - 0.4).abs() < 1e-12);
         assert!((s.metrics["vqa_accuracy/number"] - 0.8).abs() < 1e-12);
         assert_eq!(s.metrics["vqa_accuracy/yes/no"], 0.0);
+        assert!((s.metrics["vqa_accuracy/question/how_many"] - 0.8).abs() < 1e-12);
+        assert_eq!(s.metrics["vqa_accuracy/question/is_there_a"], 0.0);
     }
 
     #[test]
