@@ -377,14 +377,17 @@ mod tests {
         let keys: Vec<&str> = c.differing_config.iter().map(|d| d.key.as_str()).collect();
         assert_eq!(keys, ["train.lr"]);
         let md = c.to_markdown();
+        // The varied key is a column; b's lower loss and higher recall are marked best.
         assert!(
-            md.contains("| a | runs/a | siglip | 10 | 1.250 | 50.00% |"),
+            md.contains("| a | runs/a | siglip | 0.001 | 10 | 1.250 | 50.00% |"),
             "{md}"
         );
         assert!(
-            md.contains("| b | runs/b | siglip | 10 | 0.7500 | 62.50% |"),
+            md.contains("| b | runs/b | siglip | 0.002 | 10 | 0.7500 ★ | 62.50% ★ |"),
             "{md}"
         );
+        assert_eq!(c.best["eval/i2t_r@1"], [1]);
+        assert_eq!(c.best["final train loss"], [1]);
         assert!(md.contains("| train.lr | 0.001 | 0.002 |"), "{md}");
         let html = c.to_html(&runs).unwrap();
         assert!(
