@@ -78,15 +78,7 @@ def siglip(out: Path, shape: str):
     model = SiglipModel.from_pretrained(out / "hf", torch_dtype=torch.float32).eval()
     pixel_values = torch.rand(2, 3, image, image) * 2 - 1
     input_ids = torch.randint(0, vocab, (3, max_len))
-    with torch.no_grad():
-        o = model(pixel_values=pixel_values, input_ids=input_ids)
-    save_file({"pixel_values": pixel_values, "input_ids": input_ids}, out / "inputs.safetensors")
-    save_file({
-        "image_embeds": o.image_embeds.contiguous(),
-        "text_embeds": o.text_embeds.contiguous(),
-        "logits_per_image": o.logits_per_image.contiguous(),
-        "logits_per_text": o.logits_per_text.contiguous(),
-    }, out / "expected.safetensors")
+    save_siglip_case(model, out, pixel_values, input_ids)
     tower = SiglipVisionModel(model.config.vision_config).eval()
     tower.vision_model.load_state_dict(model.vision_model.state_dict())
     save_hub(tower, out / "vision", shard)
@@ -153,12 +145,7 @@ def t5(out: Path):
     input_ids = torch.tensor([ids[:6] + [0] * (6 - len(ids[:6])) for ids in enc[:2]])
     attention_mask = (input_ids != 0).long()
     decoder_input_ids = torch.randint(2, pieces, (2, 5))
-    with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       decoder_input_ids=decoder_input_ids).logits
-    save_file({"input_ids": input_ids, "attention_mask": attention_mask,
-               "decoder_input_ids": decoder_input_ids}, out / "inputs.safetensors")
-    save_file({"logits": logits.contiguous()}, out / "expected.safetensors")
+    save_t5_case(model, out, input_ids, attention_mask, decoder_input_ids)
     (out / "ids.json").write_text(json.dumps({"texts": texts, "ids": enc, "pieces": pieces, "rows": rows}))
     print(json.dumps({"config": json.loads((hf / "config.json").read_text()), "pieces": pieces, "rows": rows,
                       "files": sorted(p.name for p in hf.iterdir())}))
@@ -180,13 +167,31 @@ def umt5(out: Path):
     attention_mask = torch.ones_like(input_ids)
     attention_mask[1, 20:] = 0
     decoder_input_ids = torch.randint(2, 96, (2, 6))
+    save_t5_case(model, out, input_ids, attention_mask, decoder_input_ids)
+    print(json.dumps({"config": json.loads((out / "hf" / "config.json").read_text())}))
+
+
+def save_t5_case(model, out: Path, input_ids, attention_mask, decoder_input_ids):
+    """Writes the inputs and the model's logits on them (OUT/inputs, OUT/expected)."""
     with torch.no_grad():
         logits = model(input_ids=input_ids, attention_mask=attention_mask,
                        decoder_input_ids=decoder_input_ids).logits
     save_file({"input_ids": input_ids, "attention_mask": attention_mask,
                "decoder_input_ids": decoder_input_ids}, out / "inputs.safetensors")
     save_file({"logits": logits.contiguous()}, out / "expected.safetensors")
-    print(json.dumps({"config": json.loads((out / "hf" / "config.json").read_text())}))
+
+
+def save_siglip_case(model, out: Path, pixel_values, input_ids):
+    """Writes the inputs and a SiglipModel's embeddings and logits on them."""
+    with torch.no_grad():
+        o = model(pixel_values=pixel_values, input_ids=input_ids)
+    save_file({"pixel_values": pixel_values, "input_ids": input_ids}, out / "inputs.safetensors")
+    save_file({
+        "image_embeds": o.image_embeds.contiguous(),
+        "text_embeds": o.text_embeds.contiguous(),
+        "logits_per_image": o.logits_per_image.contiguous(),
+        "logits_per_text": o.logits_per_text.contiguous(),
+    }, out / "expected.safetensors")
 
 
 def rel(a, b):

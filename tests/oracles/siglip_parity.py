@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from transformers import SiglipConfig, SiglipModel
+
+from hub_folders import save_siglip_case
 
 
 def main(out: Path) -> None:
@@ -29,15 +30,7 @@ def main(out: Path) -> None:
     model.save_pretrained(out / "hf")
     pixel_values = torch.rand(3, 3, 32, 32) * 2 - 1
     input_ids = torch.randint(0, 99, (4, 12))
-    with torch.no_grad():
-        o = model(pixel_values=pixel_values, input_ids=input_ids)
-    save_file({"pixel_values": pixel_values, "input_ids": input_ids}, out / "inputs.safetensors")
-    save_file({
-        "image_embeds": o.image_embeds.contiguous(),
-        "text_embeds": o.text_embeds.contiguous(),
-        "logits_per_image": o.logits_per_image.contiguous(),
-        "logits_per_text": o.logits_per_text.contiguous(),
-    }, out / "expected.safetensors")
+    save_siglip_case(model, out, pixel_values, input_ids)
 
 
 if __name__ == "__main__":

@@ -153,15 +153,8 @@ pub fn write(
 
 /// Removes the oldest complete checkpoints until `keep` remain (never the one of `current`).
 fn prune(root: &Path, keep: usize, current: u64) -> Result<()> {
-    let all: Vec<_> = list(root)?
-        .into_iter()
-        .filter(|(s, _)| *s != current)
-        .collect();
-    let others_kept = if list(root)?.iter().any(|(s, _)| *s == current) {
-        keep.saturating_sub(1)
-    } else {
-        keep
-    };
+    let (mine, all): (Vec<_>, Vec<_>) = list(root)?.into_iter().partition(|(s, _)| *s == current);
+    let others_kept = keep.saturating_sub(mine.len());
     if all.len() > others_kept {
         for (_, dir) in &all[..all.len() - others_kept] {
             std::fs::remove_dir_all(dir).map_err(io_at(dir))?;

@@ -3,7 +3,7 @@
 //! shadow is saved beside the raw weights (`ema.safetensors` in each checkpoint, restored on
 //! resume) and evaluated too, by swapping it into the model for the evaluation.
 
-use crate::error::{Result, TrainerError};
+use crate::error::Result;
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
@@ -59,19 +59,12 @@ impl Ema {
 
     /// Restores a shadow written by [`Ema::tensors`].
     pub fn load(&mut self, tensors: Vec<(String, Tensor)>, origin: &Path) -> Result<()> {
-        let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        tch::no_grad(|| {
-            for (name, _, shadow) in &mut self.slots {
-                let t = map
-                    .remove(name.as_str())
-                    .ok_or_else(|| TrainerError::Checkpoint {
-                        path: origin.to_path_buf(),
-                        msg: format!("EMA tensor {name} is missing"),
-                    })?;
-                shadow.f_copy_(&t)?;
-            }
-            Ok(())
-        })
+        let slots = self
+            .slots
+            .iter()
+            .map(|(n, _, s)| (n.clone(), s.shallow_clone()))
+            .collect();
+        crate::optimizer::restore(slots, tensors, origin)
     }
 
     /// Runs `f` with the shadow in place of the weights, then puts the weights back.

@@ -160,6 +160,13 @@ pub fn pali_export_t5(checkpoint: &Path, out: &Path) -> Result<Written> {
     )))
 }
 
+/// The variables of `vs` into `dir` as transformers stores them (sharded over `max_shard_bytes`).
+fn save_weights(vs: &tch::nn::VarStore, dir: &Path, max_shard_bytes: u64) -> Result<()> {
+    let tensors = palisade_model::weights::named_cpu(vs);
+    palisade_model::weights::save_sharded(&tensors, dir, max_shard_bytes)?;
+    Ok(())
+}
+
 /// A model folder as transformers' classes load it, in `out`: a SigLIP folder as a
 /// `SiglipModel` (or `SiglipVisionModel`) folder; a PaLI folder as `vision/` (a
 /// `SiglipVisionModel`), `language/` (a `T5ForConditionalGeneration`), `projector.safetensors`
@@ -171,11 +178,7 @@ pub fn export_hf(checkpoint: &Path, out: &Path, max_shard_bytes: u64) -> Result<
             let m = SiglipModel::load(checkpoint, tch::Device::Cpu)?;
             new_folder(out, |d| {
                 m.config().save(&d.join(palisade_model::folder::CONFIG_FILE))?;
-                palisade_model::weights::save_sharded(
-                    &palisade_model::weights::named_cpu(&m.vs),
-                    d,
-                    max_shard_bytes,
-                )?;
+                save_weights(&m.vs, d, max_shard_bytes)?;
                 Ok(copy_tokenizer(checkpoint, d)?)
             })?;
         }
@@ -183,12 +186,7 @@ pub fn export_hf(checkpoint: &Path, out: &Path, max_shard_bytes: u64) -> Result<
             let m = SiglipVision::load(checkpoint, tch::Device::Cpu)?;
             new_folder(out, |d| {
                 m.config().save(&d.join(palisade_model::folder::CONFIG_FILE))?;
-                palisade_model::weights::save_sharded(
-                    &palisade_model::weights::named_cpu(&m.vs),
-                    d,
-                    max_shard_bytes,
-                )?;
-                Ok(())
+                save_weights(&m.vs, d, max_shard_bytes)
             })?;
         }
         "pali" => {

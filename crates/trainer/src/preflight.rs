@@ -28,27 +28,32 @@ pub fn lock_run(run: &RunFolder) -> Result<FolderLock> {
     Ok(lock)
 }
 
-/// Bytes of a tensor list.
-fn bytes_of(ts: impl Iterator<Item = tch::Tensor>) -> (u64, u64) {
-    ts.fold((0, 0), |(n, b), t| {
-        let numel = t.numel() as u64;
-        (n + numel, b + numel * t.kind().elt_size_in_bytes() as u64)
-    })
+/// Bytes of `vs`'s variables, and the number of trainable elements.
+fn sizes(vs: &nn::VarStore) -> (u64, u64) {
+    let bytes = vs
+        .variables()
+        .into_values()
+        .map(|t| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
+        .sum();
+    let trainable = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as u64)
+        .sum();
+    (bytes, trainable)
 }
 
 /// Bytes a checkpoint of `vs` takes: its weights plus AdamW's two fp32 moments of each
 /// trainable tensor, and a margin for the small files.
 pub fn checkpoint_bytes(vs: &nn::VarStore) -> u64 {
-    let (_, weights) = bytes_of(vs.variables().into_values());
-    let (trainable, _) = bytes_of(vs.trainable_variables().into_iter());
+    let (weights, trainable) = sizes(vs);
     weights + 8 * trainable + (1 << 20)
 }
 
 /// Bytes the training state of `vs` holds in memory: weights, fp32 gradients and AdamW
 /// moments of the trainable ones (activations come on top).
 pub fn state_bytes(vs: &nn::VarStore) -> u64 {
-    let (_, weights) = bytes_of(vs.variables().into_values());
-    let (trainable, _) = bytes_of(vs.trainable_variables().into_iter());
+    let (weights, trainable) = sizes(vs);
     weights + 12 * trainable
 }
 

@@ -194,6 +194,7 @@ pub struct Sweep {
 pub fn plan(config: &Path, sets: &[String], flags: &SweepSpec) -> Result<Sweep> {
     let mut base = YamlTree::load(config)?;
     let block = base.take("sweep");
+    base.apply_sets(sets)?;
     let mut spec = match &block {
         Some(b) => SweepSpec::from_block(b, config)?,
         None => SweepSpec::default(),
@@ -212,7 +213,6 @@ pub fn plan(config: &Path, sets: &[String], flags: &SweepSpec) -> Result<Sweep> 
     let mut out = Vec::new();
     for run in runs {
         let mut tree = base.clone();
-        tree.apply_sets(sets)?;
         tree.apply_sets(&run.overrides)?;
         // The check `palisade train` makes.
         Experiment::from_tree(tree.clone())

@@ -5,7 +5,7 @@
 //! RMS; optional momentum (an EMA of the updates, no bias correction); decoupled weight decay.
 
 use super::{Optimizer, Param};
-use crate::error::{Result, TrainerError};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -123,18 +123,16 @@ impl Adafactor {
     }
 }
 
-/// The state tensors of one parameter, by checkpoint name.
-fn named<'a>(s: &'a mut State, name: &str) -> Vec<(String, &'a mut Tensor)> {
+/// The state tensors of one parameter, by checkpoint name (`v_row`/`v_col` or `v`, and `m`).
+fn names<'a>(s: &'a State, name: &str) -> Vec<(String, &'a Tensor)> {
     let mut out = Vec::new();
     if s.dims.is_some() {
-        out.push((format!("v_row.{name}"), &mut s.v_row));
-        out.push((format!("v_col.{name}"), &mut s.v_col));
+        out.push((format!("v_row.{name}"), &s.v_row));
+        out.push((format!("v_col.{name}"), &s.v_col));
     } else {
-        out.push((format!("v.{name}"), &mut s.v));
+        out.push((format!("v.{name}"), &s.v));
     }
-    if let Some(m) = s.m.as_mut() {
-        out.push((format!("m.{name}"), m));
-    }
+    out.extend(s.m.as_ref().map(|m| (format!("m.{name}"), m)));
     out
 }
 
@@ -200,15 +198,8 @@ impl Optimizer for Adafactor {
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (p, s) in self.params.iter().zip(&self.state) {
-            let copy = |t: &Tensor| t.to_device(tch::Device::Cpu).contiguous();
-            if s.dims.is_some() {
-                out.push((format!("v_row.{}", p.name), copy(&s.v_row)));
-                out.push((format!("v_col.{}", p.name), copy(&s.v_col)));
-            } else {
-                out.push((format!("v.{}", p.name), copy(&s.v)));
-            }
-            if let Some(m) = &s.m {
-                out.push((format!("m.{}", p.name), copy(m)));
+            for (key, t) in names(s, &p.name) {
+                out.push((key, t.to_device(tch::Device::Cpu).contiguous()));
             }
         }
         out
@@ -220,36 +211,14 @@ impl Optimizer for Adafactor {
         step: u64,
         origin: &Path,
     ) -> Result<()> {
-        let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        let bad = |msg: String| TrainerError::Checkpoint {
-            path: origin.to_path_buf(),
-            msg,
-        };
-        tch::no_grad(|| {
-            for (p, s) in self.params.iter().zip(&mut self.state) {
-                for (key, dst) in named(s, &p.name) {
-                    let t = map.remove(&key).ok_or_else(|| {
-                        bad(format!(
-                            "optimizer tensor {key} is missing (was it written by AdamW?)"
-                        ))
-                    })?;
-                    if t.size() != dst.size() {
-                        return Err(bad(format!(
-                            "optimizer tensor {key}: shape {:?}, expected {:?}",
-                            t.size(),
-                            dst.size()
-                        )));
-                    }
-                    dst.f_copy_(&t)?;
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(extra) = map.keys().next() {
-            return Err(bad(format!(
-                "optimizer tensor {extra} matches no trainable parameter"
-            )));
-        }
+        let slots = self
+            .params
+            .iter()
+            .zip(&self.state)
+            .flat_map(|(p, s)| names(s, &p.name))
+            .map(|(k, t)| (k, t.shallow_clone()))
+            .collect();
+        super::restore(slots, tensors, origin)?;
         self.step = step;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! AdamW with decoupled weight decay (Loshchilov & Hutter).
 
 use super::{Optimizer, Param};
-use crate::error::{Result, TrainerError};
+use crate::error::Result;
 use std::path::Path;
 use tch::Tensor;
 
@@ -53,6 +53,18 @@ impl AdamW {
     }
 }
 
+impl AdamW {
+    /// Each moment under its checkpoint name.
+    fn named(&self) -> impl Iterator<Item = (String, &Tensor)> {
+        self.params.iter().zip(&self.moments).flat_map(|(p, m)| {
+            [
+                (format!("exp_avg.{}", p.name), &m.exp_avg),
+                (format!("exp_avg_sq.{}", p.name), &m.exp_avg_sq),
+            ]
+        })
+    }
+}
+
 impl Optimizer for AdamW {
     fn params(&self) -> &[Param] {
         &self.params
@@ -92,21 +104,8 @@ impl Optimizer for AdamW {
 
     /// Moments as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for checkpoints.
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.params
-            .iter()
-            .zip(&self.moments)
-            .flat_map(|(p, s)| {
-                [
-                    (
-                        format!("exp_avg.{}", p.name),
-                        s.exp_avg.to_device(tch::Device::Cpu).contiguous(),
-                    ),
-                    (
-                        format!("exp_avg_sq.{}", p.name),
-                        s.exp_avg_sq.to_device(tch::Device::Cpu).contiguous(),
-                    ),
-                ]
-            })
+        self.named()
+            .map(|(k, t)| (k, t.to_device(tch::Device::Cpu).contiguous()))
             .collect()
     }
 
@@ -117,38 +116,8 @@ impl Optimizer for AdamW {
         step: u64,
         origin: &Path,
     ) -> Result<()> {
-        let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        let bad = |msg: String| TrainerError::Checkpoint {
-            path: origin.to_path_buf(),
-            msg,
-        };
-        tch::no_grad(|| {
-            for (p, s) in self.params.iter().zip(&mut self.moments) {
-                for (prefix, dst) in [
-                    ("exp_avg", &mut s.exp_avg),
-                    ("exp_avg_sq", &mut s.exp_avg_sq),
-                ] {
-                    let key = format!("{prefix}.{}", p.name);
-                    let t = map
-                        .remove(&key)
-                        .ok_or_else(|| bad(format!("optimizer tensor {key} is missing")))?;
-                    if t.size() != dst.size() {
-                        return Err(bad(format!(
-                            "optimizer tensor {key}: shape {:?}, expected {:?}",
-                            t.size(),
-                            dst.size()
-                        )));
-                    }
-                    dst.f_copy_(&t)?;
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(extra) = map.keys().next() {
-            return Err(bad(format!(
-                "optimizer tensor {extra} matches no trainable parameter"
-            )));
-        }
+        let slots = self.named().map(|(k, t)| (k, t.shallow_clone())).collect();
+        super::restore(slots, tensors, origin)?;
         self.step = step;
         Ok(())
     }

@@ -154,6 +154,43 @@ pub fn build(
     Ok(opt)
 }
 
+/// Copies checkpointed `tensors` into `slots` (name → destination; a shallow clone shares
+/// its storage), each by name and shape; a missing, misshapen or unclaimed tensor is refused
+/// naming it and `origin`.
+pub(crate) fn restore(
+    slots: Vec<(String, Tensor)>,
+    tensors: Vec<(String, Tensor)>,
+    origin: &Path,
+) -> Result<()> {
+    let mut map: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    let bad = |msg: String| TrainerError::Checkpoint {
+        path: origin.to_path_buf(),
+        msg,
+    };
+    tch::no_grad(|| {
+        for (key, mut dst) in slots {
+            let t = map
+                .remove(&key)
+                .ok_or_else(|| bad(format!("tensor {key} is missing")))?;
+            if t.size() != dst.size() {
+                return Err(bad(format!(
+                    "tensor {key}: shape {:?}, expected {:?}",
+                    t.size(),
+                    dst.size()
+                )));
+            }
+            dst.f_copy_(&t)?;
+        }
+        Ok(())
+    })?;
+    match map.keys().next() {
+        Some(extra) => Err(bad(format!(
+            "tensor {extra} matches no trainable parameter"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Whole-name regular expressions (`vision_model\..*`) with their values.
 pub fn compile<V: Copy>(
     pats: &std::collections::BTreeMap<String, V>,
