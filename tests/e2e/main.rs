@@ -15,4 +15,5 @@ mod report;
 mod score;
 mod sweep;
 mod training;
+mod user_data;
 mod video;

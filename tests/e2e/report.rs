@@ -33,6 +33,7 @@ fn eval_report() -> EvalReport {
         skipped: 0,
         headline: headline.into(),
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        blind: Default::default(),
     };
     EvalReport {
         step: Some(40),

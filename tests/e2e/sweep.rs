@@ -107,3 +107,57 @@ fn a_sweep_writes_every_run_and_trains_them_locally() {
         "one best per metric column:\n{md}"
     );
 }
+
+/// The job array submitted to the single-node Slurm that scripts/test.sh starts
+/// (scripts/local_slurm.sh): both tasks train their run, each logging into the sweep's folder.
+#[test]
+fn the_job_array_runs_under_slurm() {
+    let up = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output();
+    let states = up.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    assert!(
+        states
+            .as_deref()
+            .is_ok_and(|s| s.contains("idle") || s.contains("mix")),
+        "no Slurm node is up ({states:?}): scripts/test.sh starts one with scripts/local_slurm.sh"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d, "");
+    let out = d.join("sweep");
+    palisade_ok(
+        d,
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--grid",
+            "seed=0,1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    // The node has this machine's cores: one per task instead of the template's 12.
+    let res = std::process::Command::new("sbatch")
+        .args(["--wait", "--cpus-per-task=1", "--time=10"])
+        .arg(out.join("sweep.sbatch"))
+        .current_dir(d)
+        .env("PALISADE_DEVICE", "cpu")
+        .output()
+        .unwrap();
+    let logs: Vec<String> = std::fs::read_dir(out.join("slurm-logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        res.status.success(),
+        "{}\n{logs:#?}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(logs.len(), 2, "one log per array task");
+    for name in ["seed=0", "seed=1"] {
+        let run = out.join(name);
+        assert!(run.join("report/eval.json").exists(), "{name}: {logs:#?}");
+        assert!(run.join("checkpoints/step-00000006/state.json").exists());
+    }
+}

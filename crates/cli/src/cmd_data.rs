@@ -23,6 +23,9 @@ pub enum Command {
         /// built-in spec the first shard fits best.
         #[arg(long)]
         spec: Option<String>,
+        /// The shards' names for the spec's columns: `image=jpg,text=caption`.
+        #[arg(long, value_parser = parse_columns, default_value = "")]
+        columns: std::collections::BTreeMap<String, String>,
         /// Sample rows to show.
         #[arg(long, default_value_t = 3)]
         samples: usize,
@@ -49,12 +52,13 @@ pub fn run(c: Command) -> Result<()> {
         Command::Inspect {
             shards,
             spec,
+            columns,
             samples,
             max_bad,
             json,
             strict,
         } => {
-            let report = inspect_patterns(&shards, spec.as_deref(), samples, max_bad)?;
+            let report = inspect_patterns(&shards, spec.as_deref(), &columns, samples, max_bad)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -68,4 +72,21 @@ pub fn run(c: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `image=jpg,text=caption` → {image: jpg, text: caption}.
+fn parse_columns(s: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (role, column) = pair.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--columns {pair:?}: expected SPEC_COLUMN=FILE_COLUMN")
+            })?;
+            anyhow::ensure!(
+                !role.trim().is_empty() && !column.trim().is_empty(),
+                "--columns {pair:?}: both names are needed"
+            );
+            Ok((role.trim().to_string(), column.trim().to_string()))
+        })
+        .collect()
 }

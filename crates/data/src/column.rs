@@ -96,6 +96,66 @@ impl BytesColumn {
     }
 }
 
+/// An image column: encoded bytes, or a Hugging Face `Image` struct `{bytes, path}` whose
+/// `path` (relative to the shard's folder) is read when `bytes` is null.
+#[derive(Debug, Clone)]
+pub(crate) enum ImageColumn {
+    Bytes(BytesColumn),
+    HfImage {
+        bytes: BytesColumn,
+        path: Option<TextColumn>,
+        dir: std::path::PathBuf,
+    },
+}
+
+impl ImageColumn {
+    /// Wraps `array` (of a shard in `dir`) if it holds images.
+    pub(crate) fn new(array: &ArrayRef, dir: &std::path::Path) -> Option<ImageColumn> {
+        if let Some(b) = BytesColumn::new(array) {
+            return Some(ImageColumn::Bytes(b));
+        }
+        let s = array.as_any().downcast_ref::<arrow::array::StructArray>()?;
+        Some(ImageColumn::HfImage {
+            bytes: BytesColumn::new(s.column_by_name("bytes")?)?,
+            path: s.column_by_name("path").and_then(TextColumn::new),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Row `row`'s encoded image, or why there is none.
+    pub(crate) fn get(&self, row: usize) -> std::result::Result<Vec<u8>, String> {
+        let null = || "column \"image\" is null".to_string();
+        match self {
+            ImageColumn::Bytes(b) => b.get(row).map(<[u8]>::to_vec).ok_or_else(null),
+            ImageColumn::HfImage { bytes, path, dir } => {
+                if let Some(b) = bytes.get(row) {
+                    return Ok(b.to_vec());
+                }
+                let p = path.as_ref().and_then(|p| p.get(row)).ok_or_else(null)?;
+                let file = dir.join(&p);
+                std::fs::read(&file).map_err(|e| {
+                    format!("image file {} (column \"image\".path): {e}", file.display())
+                })
+            }
+        }
+    }
+}
+
+/// Whether `dt` holds images: binary, or a Hugging Face `Image` struct with binary `bytes`.
+pub(crate) fn is_image_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
+        DataType::Struct(fields) => fields.iter().any(|f| {
+            f.name() == "bytes"
+                && matches!(
+                    f.data_type(),
+                    DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+                )
+        }),
+        _ => false,
+    }
+}
+
 /// A list column: list<utf8> or list<number>, any list encoding.
 #[derive(Debug, Clone)]
 pub(crate) struct ListColumn {

@@ -10,7 +10,7 @@ use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
 
-use crate::column::{BytesColumn, ListColumn};
+use crate::column::{BytesColumn, ImageColumn, ListColumn, TextColumn};
 use crate::error::Result;
 use crate::shards::ShardInfo;
 use crate::spec::DataSpec;
@@ -58,47 +58,61 @@ pub struct InspectReport {
     pub bad_rows: Vec<BadRow>,
     /// Bad rows in all.
     pub bad_count: usize,
+    /// Rows whose img2dataset `status` is not `success` (skipped by the loader, not checked).
+    pub not_downloaded: usize,
 }
 
-/// The built-in spec that `file`'s schema satisfies with the most required columns.
-pub fn guess_spec(info: &ShardInfo) -> Option<DataSpec> {
+/// The built-in spec that `file`'s schema satisfies with the most required columns, read
+/// through `columns` (specs without every mapped column are passed over).
+pub fn guess_spec(info: &ShardInfo, columns: &BTreeMap<String, String>) -> Option<DataSpec> {
     DataSpec::embedded_names()
         .into_iter()
-        .filter_map(|n| DataSpec::embedded(n).ok())
+        .filter_map(|n| {
+            DataSpec::embedded(n)
+                .ok()?
+                .bind(columns, None, "columns")
+                .ok()
+        })
         .filter(|s| s.check_schema(info.schema(), info.path()).is_ok())
         .max_by_key(|s| s.columns.iter().filter(|c| c.required).count())
 }
 
 /// Checks the shards `patterns` (globs, folders) match against the spec `spec` names (a built-in
-/// name or a YAML path, see [`DataSpec::named`]; default: the best-fitting built-in spec).
+/// name or a YAML path, see [`DataSpec::named`]; default: the best-fitting built-in spec), its
+/// columns found under the shards' names `columns` (`image` → `jpg`).
 pub fn inspect_patterns<S: AsRef<str>>(
     patterns: &[S],
     spec: Option<&str>,
+    columns: &BTreeMap<String, String>,
     samples: usize,
     max_bad: usize,
 ) -> Result<InspectReport> {
     let paths = crate::shards::resolve_all(patterns, std::path::Path::new("."))?;
-    let spec = spec.map(DataSpec::named).transpose()?;
-    inspect(&paths, spec.as_ref(), samples, max_bad)
+    let spec = spec
+        .map(|s| DataSpec::named(s)?.bind(columns, None, "--columns"))
+        .transpose()?;
+    inspect(&paths, spec.as_ref(), columns, samples, max_bad)
 }
 
 /// Checks every shard against `spec` (or the best-fitting built-in spec) and reads every row.
 pub fn inspect(
     paths: &[PathBuf],
     spec: Option<&DataSpec>,
+    columns: &BTreeMap<String, String>,
     samples: usize,
     max_bad: usize,
 ) -> Result<InspectReport> {
+    let columns = spec.map_or(columns, |s| &s.binding.columns);
     let infos = paths
         .iter()
-        .map(|p| ShardInfo::open(p))
+        .map(|p| ShardInfo::open_as(p, columns))
         .collect::<Result<Vec<_>>>()?;
     let first = infos
         .first()
         .ok_or_else(|| crate::error::DataError::config("shards", "no shard given"))?;
     let spec = match spec {
         Some(s) => s.clone(),
-        None => guess_spec(first).ok_or_else(|| {
+        None => guess_spec(first, columns).ok_or_else(|| {
             crate::error::DataError::config(
                 "spec",
                 format!(
@@ -122,15 +136,11 @@ pub fn inspect(
         samples: Vec::new(),
         bad_rows: Vec::new(),
         bad_count: 0,
+        not_downloaded: 0,
     };
     for info in &infos {
         spec.check_schema(info.schema(), info.path())?;
-        let names: Vec<&str> = info
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let names = crate::shards::column_names(info.schema());
         for (rg, _) in info.row_groups().iter().enumerate() {
             let batch = info.read_row_group(rg, &names)?;
             if report.samples.len() < samples {
@@ -138,7 +148,9 @@ pub fn inspect(
                     .samples
                     .extend(sample_rows(&batch, samples - report.samples.len()));
             }
-            for bad in bad_rows(&batch, &spec, info.path(), rg) {
+            let downloaded = downloaded_rows(&batch, &spec);
+            report.not_downloaded += downloaded.iter().filter(|d| !**d).count();
+            for bad in bad_rows(&batch, &spec, info.path(), rg, &downloaded) {
                 report.bad_count += 1;
                 if report.bad_rows.len() < max_bad {
                     report.bad_rows.push(bad);
@@ -171,7 +183,29 @@ fn frames_at(array: &arrow::array::ArrayRef, row: usize) -> Option<BytesColumn> 
     ListColumn::new(array)?.byte_items(row)
 }
 
-fn bad_rows(batch: &RecordBatch, spec: &DataSpec, file: &Path, row_group: usize) -> Vec<BadRow> {
+/// Per row, whether it holds a download: img2dataset's `status` is `success` (every row when
+/// the spec or the shard has no status).
+fn downloaded_rows(batch: &RecordBatch, spec: &DataSpec) -> Vec<bool> {
+    let status = spec
+        .column(crate::loader::STATUS_COLUMN)
+        .and(batch.column_by_name(crate::loader::STATUS_COLUMN))
+        .and_then(TextColumn::new);
+    (0..batch.num_rows())
+        .map(|row| {
+            status
+                .as_ref()
+                .is_none_or(|s| s.get(row).as_deref() == Some("success"))
+        })
+        .collect()
+}
+
+fn bad_rows(
+    batch: &RecordBatch,
+    spec: &DataSpec,
+    file: &Path,
+    row_group: usize,
+    downloaded: &[bool],
+) -> Vec<BadRow> {
     let mut out = Vec::new();
     let bad = |row: usize, column: &str, reason: String| BadRow {
         file: file.to_path_buf(),
@@ -184,14 +218,18 @@ fn bad_rows(batch: &RecordBatch, spec: &DataSpec, file: &Path, row_group: usize)
         let Some(array) = batch.column_by_name(&col.name) else {
             continue;
         };
-        for row in 0..batch.num_rows() {
+        let images = (col.name == "image")
+            .then(|| ImageColumn::new(array, file.parent().unwrap_or(Path::new("."))))
+            .flatten();
+        for row in (0..batch.num_rows()).filter(|r| downloaded[*r]) {
             if array.is_null(row) {
                 out.push(bad(row, &col.name, "null in a required column".into()));
-            } else if col.name == "image" {
-                if let Some(bytes) = bytes_at(array.as_ref(), row) {
-                    if let Err(e) = crate::image_ops::decode_rgb(bytes) {
-                        out.push(bad(row, &col.name, e.to_string()));
-                    }
+            } else if let Some(images) = &images {
+                let decoded = images
+                    .get(row)
+                    .and_then(|b| crate::image_ops::decode_rgb(&b).map_err(|e| e.to_string()));
+                if let Err(e) = decoded {
+                    out.push(bad(row, &col.name, e));
                 }
             } else if col.name == "frames" {
                 match frames_at(array, row) {
@@ -218,6 +256,19 @@ fn bad_rows(batch: &RecordBatch, spec: &DataSpec, file: &Path, row_group: usize)
     out
 }
 
+/// Encoded image bytes for people: size and, when they decode, the image's size.
+fn describe_image(b: &[u8]) -> String {
+    match crate::image_ops::decode_rgb(b) {
+        Ok(img) => format!(
+            "<{} bytes, image {}×{}>",
+            b.len(),
+            img.width(),
+            img.height()
+        ),
+        Err(_) => format!("<{} bytes>", b.len()),
+    }
+}
+
 fn sample_rows(batch: &RecordBatch, n: usize) -> Vec<BTreeMap<String, String>> {
     let opts = FormatOptions::default().with_null("null");
     (0..batch.num_rows().min(n))
@@ -229,17 +280,16 @@ fn sample_rows(batch: &RecordBatch, n: usize) -> Vec<BTreeMap<String, String>> {
                 .zip(batch.columns())
                 .map(|(f, col)| {
                     let shown = match f.data_type() {
+                        // A Hugging Face image struct: its bytes (or file), decoded.
+                        DataType::Struct(_) if crate::column::is_image_type(f.data_type()) => {
+                            match ImageColumn::new(col, Path::new(".")).map(|c| c.get(row)) {
+                                Some(Ok(b)) => describe_image(&b),
+                                _ => "<image struct without bytes>".into(),
+                            }
+                        }
                         DataType::Binary | DataType::LargeBinary => {
                             match bytes_at(col.as_ref(), row) {
-                                Some(b) => match crate::image_ops::decode_rgb(b) {
-                                    Ok(img) => format!(
-                                        "<{} bytes, image {}×{}>",
-                                        b.len(),
-                                        img.width(),
-                                        img.height()
-                                    ),
-                                    Err(_) => format!("<{} bytes>", b.len()),
-                                },
+                                Some(b) => describe_image(b),
                                 None => "null".into(),
                             }
                         }
@@ -292,6 +342,12 @@ impl InspectReport {
             self.total_rows,
             self.bad_count
         );
+        if self.not_downloaded > 0 {
+            s += &format!(
+                "not downloaded (img2dataset status other than success, skipped): {}\n",
+                self.not_downloaded
+            );
+        }
         for (n, t) in &self.columns {
             s += &format!("  {n}: {t}\n");
         }
@@ -340,7 +396,7 @@ mod tests {
             seed: 1,
         };
         let shapes = write_shapes(&dir.path().join("shapes"), &cfg).unwrap();
-        let r = inspect(&shapes.shards, None, 2, 10).unwrap();
+        let r = inspect(&shapes.shards, None, &BTreeMap::new(), 2, 10).unwrap();
         assert_eq!(
             (r.spec.as_str(), r.total_rows, r.bad_count),
             ("shapes", 12, 0)
@@ -354,7 +410,12 @@ mod tests {
         );
         let tasks = write_shapes_tasks(&dir.path().join("tasks"), &cfg).unwrap();
         for (task, shards, _) in &tasks.tasks {
-            assert_eq!(inspect(shards, None, 1, 1).unwrap().spec, task.name());
+            assert_eq!(
+                inspect(shards, None, &Default::default(), 1, 1)
+                    .unwrap()
+                    .spec,
+                task.name()
+            );
         }
         // A webli-style shard with a corrupt image: reported with its location.
         let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
@@ -381,7 +442,14 @@ mod tests {
         .unwrap();
         w.write(&batch).unwrap();
         w.finish().unwrap();
-        let r = inspect(std::slice::from_ref(&path), None, 0, 10).unwrap();
+        let r = inspect(
+            std::slice::from_ref(&path),
+            None,
+            &Default::default(),
+            0,
+            10,
+        )
+        .unwrap();
         assert_eq!((r.spec.as_str(), r.bad_count), ("webli", 1));
         assert_eq!(
             (
@@ -392,9 +460,15 @@ mod tests {
             (0, 1, "image")
         );
         // A spec the shard does not meet names the missing column.
-        let e = inspect(&[path], Some(&DataSpec::embedded("vqa").unwrap()), 0, 0)
-            .unwrap_err()
-            .to_string();
+        let e = inspect(
+            &[path],
+            Some(&DataSpec::embedded("vqa").unwrap()),
+            &BTreeMap::new(),
+            0,
+            0,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("question"), "{e}");
     }
 }

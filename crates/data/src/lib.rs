@@ -24,7 +24,7 @@ pub mod tokenizer;
 
 pub use error::{DataError, Result};
 pub use image_ops::{decode_rgb, to_model_input};
-pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, RowFormat};
+pub use loader::{one_pass, Batch, Cursor, EpochBatches, Loader, LoaderConfig, RowFormat, RowText};
 pub use prefetch::{BatchStream, Prefetch, TrainSource};
 pub use section::{DataSection, InputSize, MixtureSource, RankShare, Split};
 pub use shards::{resolve_all, resolve_shards, ShardIndex, ShardInfo, Unit};

@@ -38,6 +38,13 @@ pub struct DataSection {
     /// Data spec `train` and `eval` follow (a name in data_specs/, or a path).
     #[serde(default = "default_spec")]
     pub spec: String,
+    /// The shards' own names for the spec's columns of `train` and `eval`
+    /// (`{image: jpg, text: caption}`, as img2dataset writes them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+    /// Language of rows without a `lang` column or value (default `en`), every source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
     /// `tokenizer.json` path.
     pub tokenizer: PathBuf,
     /// Decode/preprocess threads.
@@ -73,6 +80,9 @@ pub struct MixtureSource {
     /// Relative sampling weight.
     #[serde(default = "one")]
     pub weight: f64,
+    /// The shards' own names for the spec's columns (`{question: q, answers: a}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
     /// Video sources (a spec with a `frames` column): most frames per clip, chosen at a fixed
     /// stride (default 16); every source of a mixture must give the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,7 +212,7 @@ impl DataSection {
         let train = split == Split::Train;
         let lc = LoaderConfig {
             shards: resolve_shards(pattern, Path::new("."))?,
-            spec: DataSpec::named(&self.spec)?,
+            spec: self.bound_spec(&self.spec, &self.columns, "data.columns")?,
             tokenizer: tok.clone(),
             image_size: size.image_size,
             text_len: size.text_len,
@@ -234,6 +244,16 @@ impl DataSection {
         loader.with_shuffle_buffer(if train { self.shuffle_buffer } else { 0 })
     }
 
+    /// Spec `name` read through `columns` (at config key `key`) and `data.lang`.
+    pub fn bound_spec(
+        &self,
+        name: &str,
+        columns: &BTreeMap<String, String>,
+        key: &str,
+    ) -> Result<DataSpec> {
+        DataSpec::named(name)?.bind(columns, self.lang.as_deref(), key)
+    }
+
     /// The weighted mixture of `data.mixture` for this rank, read at `image_size` pixels with
     /// `data.text_len` prompt and `data.target_len` target tokens.
     pub fn mixture(
@@ -249,7 +269,11 @@ impl DataSection {
                 |e: DataError| DataError::config(&format!("data.mixture.{name}"), e.to_string());
             let lc = LoaderConfig {
                 shards: resolve_shards(&m.train, Path::new("."))?,
-                spec: DataSpec::named(&m.spec)?,
+                spec: self.bound_spec(
+                    &m.spec,
+                    &m.columns,
+                    &format!("data.mixture.{name}.columns"),
+                )?,
                 tokenizer: tok.clone(),
                 image_size,
                 text_len: self.text_len,

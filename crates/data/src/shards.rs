@@ -1,5 +1,6 @@
 //! Finding shards and indexing them from their Parquet footers.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -88,11 +89,22 @@ pub struct ShardInfo {
     path: PathBuf,
     row_groups: Vec<usize>,
     meta: ArrowReaderMetadata,
+    /// The schema under the spec's column names (the file's, renamed by the binding).
+    schema: SchemaRef,
+    /// For each field of `schema`, its root column in the file.
+    roots: Vec<usize>,
 }
 
 impl ShardInfo {
     /// Reads the footer of `path`; fails if it is not a readable Parquet file.
     pub fn open(path: &Path) -> Result<ShardInfo> {
+        Self::open_as(path, &BTreeMap::new())
+    }
+
+    /// Reads the footer of `path` and shows its columns under the spec's names: `columns` maps
+    /// a spec column to the file's (`image` → `jpg`); a file column a mapping replaces is
+    /// hidden. A mapped column the file lacks is an error naming the columns it has.
+    pub fn open_as(path: &Path, columns: &BTreeMap<String, String>) -> Result<ShardInfo> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
         let meta =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
@@ -120,10 +132,24 @@ impl ShardInfo {
             .iter()
             .map(|rg| usize::try_from(rg.num_rows()).unwrap_or(0))
             .collect();
+        let (schema, roots) = renamed(meta.schema(), columns).map_err(|(column, role)| {
+            let has = column_names(meta.schema());
+            DataError::Schema {
+                file: path.to_path_buf(),
+                column,
+                message: format!(
+                    "is mapped to {role:?} by `columns:` but the file has no such column; its \
+                     columns are {}",
+                    has.join(", ")
+                ),
+            }
+        })?;
         Ok(ShardInfo {
             path: path.to_path_buf(),
             row_groups,
             meta,
+            schema,
+            roots,
         })
     }
 
@@ -142,9 +168,9 @@ impl ShardInfo {
         self.row_groups.iter().sum()
     }
 
-    /// The shard's Arrow schema.
+    /// The shard's Arrow schema, under the spec's column names.
     pub fn schema(&self) -> &SchemaRef {
-        self.meta.schema()
+        &self.schema
     }
 
     /// Whether the shard has a top-level column `name`.
@@ -175,7 +201,7 @@ impl ShardInfo {
                     column: name.to_string(),
                     message: format!("needed by the loader (row group {row_group}) but missing"),
                 })?;
-            roots.push(idx);
+            roots.push(self.roots[idx]);
         }
         let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
         let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots);
@@ -203,8 +229,63 @@ impl ShardInfo {
                 batch.num_rows()
             )));
         }
-        Ok(batch)
+        self.under_spec_names(batch).map_err(rg_err)
     }
+
+    /// `batch` (projected file columns) with each column under its spec name.
+    fn under_spec_names(&self, batch: RecordBatch) -> std::result::Result<RecordBatch, String> {
+        if Arc::ptr_eq(&self.schema, self.meta.schema()) {
+            return Ok(batch);
+        }
+        let file = self.meta.schema();
+        let fields: Vec<FieldRef> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let root = file.index_of(f.name()).map_err(|e| e.to_string())?;
+                let i = self.roots.iter().position(|r| *r == root);
+                Ok(i.map_or_else(|| f.clone(), |i| self.schema.fields()[i].clone()))
+            })
+            .collect::<std::result::Result<_, String>>()?;
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `file`'s fields under the spec's names (`columns`: spec name → file column) with each one's
+/// root index in the file; a file column shadowed by a mapped name is left out. Err: (missing
+/// file column, its role).
+fn renamed(
+    file: &SchemaRef,
+    columns: &BTreeMap<String, String>,
+) -> std::result::Result<(SchemaRef, Vec<usize>), (String, String)> {
+    if columns.is_empty() {
+        return Ok((file.clone(), (0..file.fields().len()).collect()));
+    }
+    for (role, column) in columns {
+        if file.index_of(column).is_err() {
+            return Err((column.clone(), role.clone()));
+        }
+    }
+    let role_of: BTreeMap<&str, &str> = columns
+        .iter()
+        .map(|(r, c)| (c.as_str(), r.as_str()))
+        .collect();
+    let mut fields = Vec::new();
+    let mut roots = Vec::new();
+    for (i, f) in file.fields().iter().enumerate() {
+        let name = match role_of.get(f.name().as_str()) {
+            Some(role) => *role,
+            // A column under a mapped role's name is replaced by the mapped one.
+            None if columns.contains_key(f.name()) => continue,
+            None => f.name().as_str(),
+        };
+        fields.push(Arc::new(f.as_ref().clone().with_name(name)));
+        roots.push(i);
+    }
+    let schema = Schema::new_with_metadata(fields, file.metadata().clone());
+    Ok((Arc::new(schema), roots))
 }
 
 /// `schema` with top-level dictionary types replaced by their value types, if it has any.
@@ -229,6 +310,11 @@ fn plain_schema(schema: &SchemaRef) -> Option<SchemaRef> {
     )))
 }
 
+/// The top-level column names of `schema`, in order.
+pub(crate) fn column_names(schema: &Schema) -> Vec<&str> {
+    schema.fields().iter().map(|f| f.name().as_str()).collect()
+}
+
 /// Row-group layout of a set of shards, read from their footers only.
 #[derive(Debug, Clone)]
 pub struct ShardIndex {
@@ -243,7 +329,7 @@ impl ShardIndex {
         }
         let mut shards = Vec::with_capacity(paths.len());
         for path in paths {
-            let info = ShardInfo::open(path)?;
+            let info = ShardInfo::open_as(path, &spec.binding.columns)?;
             spec.check_schema(info.schema(), path)?;
             tracing::debug!(
                 path = %path.display(),
@@ -333,6 +419,32 @@ mod tests {
             ..ShapesConfig::default()
         };
         write_shapes(dir, &cfg).unwrap().shards
+    }
+
+    #[test]
+    fn mapped_columns_read_under_the_spec_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = &small(dir.path(), 8)[0];
+        let map = BTreeMap::from([("text".to_string(), "primary_shape".to_string())]);
+        let info = ShardInfo::open_as(path, &map).unwrap();
+        // The file's own `text` is hidden behind the mapped one.
+        let names = column_names(info.schema());
+        assert_eq!(names.iter().filter(|n| **n == "text").count(), 1);
+        assert!(!names.contains(&"primary_shape"));
+        let got = info.read_row_group(0, &["id", "text"]).unwrap();
+        let want = ShardInfo::open(path)
+            .unwrap()
+            .read_row_group(0, &["primary_shape"])
+            .unwrap();
+        assert_eq!(got.schema().field(1).name(), "text");
+        assert_eq!(got.column(1).as_ref(), want.column(0).as_ref());
+
+        let bad = BTreeMap::from([("image".to_string(), "jpg".to_string())]);
+        let e = ShardInfo::open_as(path, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("jpg") && e.contains("\"image\"") && e.contains("id, image, text"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Data specs: the columns a shard must have, loaded from YAML.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::{DataType, Schema};
@@ -32,6 +32,26 @@ pub struct DataSpec {
     /// Whether columns not listed are tolerated.
     #[serde(default)]
     pub extra_columns: ExtraColumns,
+    /// How one dataset's files fill the spec's columns (a config's `columns:` and `lang`); set
+    /// by [`DataSpec::bind`], never by a spec file.
+    #[serde(skip)]
+    pub binding: Binding,
+}
+
+/// A dataset's own column names for a spec's columns, and its language when it has no column.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Binding {
+    /// Spec column → the shards' column holding it (`{image: jpg, text: caption}`).
+    pub columns: BTreeMap<String, String>,
+    /// Language of rows without a `lang` value (default `en`).
+    pub lang: Option<String>,
+}
+
+impl Binding {
+    /// The language of rows without a `lang` value.
+    pub fn lang(&self) -> &str {
+        self.lang.as_deref().unwrap_or("en")
+    }
 }
 
 /// One column of a spec.
@@ -84,7 +104,8 @@ impl ColumnType {
     pub fn accepts(self, dt: &DataType) -> bool {
         use DataType as D;
         match self {
-            ColumnType::Binary => matches!(dt, D::Binary | D::LargeBinary | D::BinaryView),
+            // A Hugging Face `Image` struct `{bytes, path}` holds encoded images too.
+            ColumnType::Binary => crate::column::is_image_type(dt),
             ColumnType::Utf8 => matches!(dt, D::Utf8 | D::LargeUtf8 | D::Utf8View),
             ColumnType::Bool => matches!(dt, D::Boolean),
             ColumnType::Int32 => matches!(dt, D::Int32),
@@ -193,6 +214,42 @@ impl DataSpec {
     /// Names of the specs compiled into the binary.
     pub fn embedded_names() -> Vec<&'static str> {
         EMBEDDED.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// This spec read through a dataset's column names (`columns`: spec column → the shards'
+    /// column) and default language; `key` names the config key in errors. A spec column that
+    /// does not exist, or one shard column given two roles, is refused.
+    pub fn bind(
+        mut self,
+        columns: &BTreeMap<String, String>,
+        lang: Option<&str>,
+        key: &str,
+    ) -> Result<DataSpec> {
+        let mut used = BTreeMap::new();
+        for (role, column) in columns {
+            if self.column(role).is_none() {
+                let known: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+                return Err(DataError::config(
+                    &format!("{key}.{role}"),
+                    format!(
+                        "spec {:?} has no column {role:?} to map; its columns are {}",
+                        self.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if let Some(other) = used.insert(column.as_str(), role.as_str()) {
+                return Err(DataError::config(
+                    key,
+                    format!("column {column:?} is mapped to both {other:?} and {role:?}"),
+                ));
+            }
+        }
+        self.binding = Binding {
+            columns: columns.clone(),
+            lang: lang.map(str::to_string),
+        };
+        Ok(self)
     }
 
     /// The spec's entry for `name`, if listed.
@@ -312,7 +369,8 @@ mod tests {
             .filter(|c| c.required)
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(required, ["image", "text", "lang"]);
+        // `lang` is optional (img2dataset writes none; `data.lang` defaults it).
+        assert_eq!(required, ["image", "text"]);
         assert_eq!(spec.extra_columns, ExtraColumns::Allowed);
     }
 
@@ -371,13 +429,13 @@ mod tests {
     #[test]
     fn missing_or_mistyped_column_names_file_and_column() {
         let spec = DataSpec::embedded("webli").unwrap();
-        let missing = schema(&[("image", DataType::Binary), ("text", DataType::Utf8)]);
+        let missing = schema(&[("image", DataType::Binary), ("lang", DataType::Utf8)]);
         let err = spec
             .check_schema(&missing, Path::new("shard-7.parquet"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("shard-7.parquet") && err.contains("\"lang\""),
+            err.contains("shard-7.parquet") && err.contains("\"text\""),
             "{err}"
         );
         assert!(err.contains("missing"), "{err}");

@@ -39,12 +39,19 @@ pub struct EvalTask {
     /// Data spec of the shards (default: the kind's).
     #[serde(default)]
     pub spec: Option<String>,
+    /// The shards' own names for the spec's columns (`{question: q}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
     /// Prompt template (default: the kind's, e.g. `answer {lang} {question}`).
     #[serde(default)]
     pub prompt: Option<String>,
     /// Video tasks: most frames per clip, at a fixed stride (default 16, as PaLI-3).
     #[serde(default)]
     pub frames: Option<usize>,
+    /// Training shards the blind baseline is fitted on (default: the data mixture's sources of
+    /// this kind, the one named like the task if any); `none` leaves the baseline out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_data: Option<String>,
 }
 
 /// Decoding settings for PaLI evaluations.

@@ -11,11 +11,13 @@
 //! - retrieval: [`retrieval`] (Recall@K with chance levels), [`zero_shot`] accuracy.
 //!
 //! On top of them, [`task_scores`] scores a PaLI benchmark's decoded predictions by [`TaskKind`]
-//! and [`score`] scores official result files (`palisade score`).
+//! and [`score`] scores official result files (`palisade score`); [`blind`] fits the baseline a
+//! model that never sees the image would reach.
 //! `tests/reference_metrics.rs` checks them against the Python originals.
 
 pub mod anls;
 pub mod bleu;
+pub mod blind;
 pub mod captions;
 pub mod cider;
 pub mod error;

@@ -31,22 +31,39 @@ pub fn recall_at_k(scores: &[Vec<f32>], gold: &[Vec<usize>], ks: &[usize]) -> Re
 
 /// Expected Recall@K of a random ranking: mean over queries of 1 − C(N−g, K)/C(N, K).
 pub fn chance_recall(n_candidates: usize, gold: &[Vec<usize>], ks: &[usize]) -> Recalls {
-    let n = n_candidates;
+    mean_over_queries(ks, gold.len(), |q, k| {
+        tie_hit(n_candidates, gold[q].len(), k)
+    })
+}
+
+/// Expected Recall@K of the best ranking a model can give when each query's fitting candidates
+/// cannot be told apart: they tie above the rest, so query q with `fitting[q]` fitting
+/// candidates, `gold[q]` among them, scores 1 − C(F−g, K)/C(F, K). `None` when some query has
+/// fewer fitting candidates than gold ones (annotations that do not cover the gold).
+pub fn ceiling_recall(fitting: &[usize], gold: &[Vec<usize>], ks: &[usize]) -> Option<Recalls> {
+    if fitting.len() != gold.len() || fitting.iter().zip(gold).any(|(f, g)| *f < g.len()) {
+        return None;
+    }
+    Some(mean_over_queries(ks, gold.len(), |q, k| {
+        tie_hit(fitting[q], gold[q].len(), k)
+    }))
+}
+
+fn mean_over_queries(ks: &[usize], queries: usize, hit: impl Fn(usize, usize) -> f64) -> Recalls {
     ks.iter()
         .map(|&k| {
-            let mean = gold
-                .iter()
-                .map(|g| {
-                    let miss: f64 = (0..k.min(n))
-                        .map(|t| (n.saturating_sub(g.len() + t)) as f64 / (n - t) as f64)
-                        .product();
-                    1.0 - miss
-                })
-                .sum::<f64>()
-                / gold.len().max(1) as f64;
-            (k, mean)
+            let sum: f64 = (0..queries).map(|q| hit(q, k)).sum();
+            (k, sum / queries.max(1) as f64)
         })
         .collect()
+}
+
+/// The chance that the first `k` of `n` items in random order hold one of `g` correct ones.
+fn tie_hit(n: usize, g: usize, k: usize) -> f64 {
+    let miss: f64 = (0..k.min(n))
+        .map(|t| (n.saturating_sub(g + t)) as f64 / (n - t) as f64)
+        .product();
+    1.0 - miss
 }
 
 /// For each item, the indices of all items with the identical caption (itself included).
@@ -74,6 +91,21 @@ mod tests {
         // Query 1 ranks its answer second; the others first.
         assert!((r[0].1 - 2.0 / 3.0).abs() < 1e-12);
         assert!((r[1].1 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ceiling_ties_the_fitting_candidates() {
+        // Query 0: its gold is the only fitting candidate; query 1: one gold among 4 fitting.
+        let gold = vec![vec![0], vec![1]];
+        let c = ceiling_recall(&[1, 4], &gold, &[1, 2]).unwrap();
+        assert!((c[0].1 - (1.0 + 0.25) / 2.0).abs() < 1e-12, "{c:?}");
+        // R@2 for query 1: 1 − (3/4)(2/3) = 1/2.
+        assert!((c[1].1 - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{c:?}");
+        assert_eq!(
+            ceiling_recall(&[0, 4], &gold, &[1]),
+            None,
+            "gold not fitting"
+        );
     }
 
     #[test]

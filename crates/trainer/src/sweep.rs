@@ -250,6 +250,10 @@ impl Sweep {
         }
         let tsv_path = out.join("sweep.tsv");
         palisade_files::write(&tsv_path, tsv)?;
+        // Slurm does not create an --output folder: a task whose folder is missing fails
+        // before it starts, leaving no trace but slurmd's log.
+        let logs = out.join(SLURM_LOGS);
+        std::fs::create_dir_all(&logs).map_err(io_at(&logs))?;
         let sbatch = out.join("sweep.sbatch");
         palisade_files::write(&sbatch, job_array(self.runs.len(), out, palisade))?;
         Ok(Written {
@@ -259,6 +263,9 @@ impl Sweep {
         })
     }
 }
+
+/// Folder under the sweep's output holding each array task's Slurm log.
+pub const SLURM_LOGS: &str = "slurm-logs";
 
 /// The Slurm job array: task `i` trains row `i` of sweep.tsv, as launch/slurm.sbatch trains one
 /// config (one task per GPU, preemption and requeue included).
@@ -276,7 +283,7 @@ fn job_array(n: usize, out: &Path, palisade: &Path) -> String {
 #SBATCH --gpus-per-task=1
 #SBATCH --cpus-per-task=12
 #SBATCH --time=24:00:00
-#SBATCH --output={out}/%a/slurm-%A_%a.out
+#SBATCH --output={out}/{logs}/%A_%a.out
 #SBATCH --open-mode=append
 #SBATCH --signal=USR1@120
 #SBATCH --requeue
@@ -290,7 +297,7 @@ export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-1}}"
 export PALISADE_BACKEND="${{PALISADE_BACKEND:-mpi}}"
 DEVICE="${{PALISADE_DEVICE:-cuda:0}}"
 rc=0
-srun --kill-on-bad-exit=1 "$PALISADE" train "$SWEEP/$RUN/config.yaml" --run-dir "$SWEEP/$RUN" \
+srun --mpi=pmix --kill-on-bad-exit=1 "$PALISADE" train "$SWEEP/$RUN/config.yaml" --run-dir "$SWEEP/$RUN" \
   --resume --set "device=$DEVICE" --set "threads=$OMP_NUM_THREADS" --no-progress || rc=$?
 if [ "$rc" = 75 ]; then
   # Preempted with a checkpoint written: requeue this task to continue from it.
@@ -302,6 +309,7 @@ exit "$rc"
         sbatch = out.join("sweep.sbatch").display(),
         last = n.saturating_sub(1),
         out = out.display(),
+        logs = SLURM_LOGS,
         palisade = palisade.display(),
     )
 }

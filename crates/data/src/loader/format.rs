@@ -96,6 +96,8 @@ impl Rendered {
 pub(crate) struct FormatColumns {
     pub text: BTreeMap<&'static str, TextColumn>,
     pub lists: BTreeMap<&'static str, ListColumn>,
+    /// Language of rows without a `lang` value (`data.lang`).
+    pub lang: String,
 }
 
 impl FormatColumns {
@@ -110,7 +112,7 @@ impl FormatColumns {
         self.text
             .get("lang")
             .and_then(|c| c.get(row))
-            .unwrap_or_else(|| "en".into())
+            .unwrap_or_else(|| self.lang.clone())
     }
 
     fn strings(&self, name: &str, row: usize) -> Result<Vec<String>, String> {

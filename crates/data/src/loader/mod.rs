@@ -15,6 +15,7 @@ mod prep;
 mod shuffle;
 mod source;
 mod stream;
+mod texts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 pub use format::RowFormat;
 pub use frames::DEFAULT_MAX_FRAMES;
 pub use plan::{Cursor, Shuffled, Span};
-pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, TEXT_COLUMN};
+pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, STATUS_COLUMN, TEXT_COLUMN};
+pub use texts::RowText;
 
 use crate::error::{DataError, Result};
 use crate::shards::ShardIndex;
@@ -141,7 +143,9 @@ impl Loader {
         } else {
             MediaKind::Image
         };
-        let source = Source::new(index, format, media, labels, cfg.seed, rank, world)?;
+        let source = Source::new(
+            index, &cfg.spec, format, media, labels, cfg.seed, rank, world,
+        )?;
         let mut prep = Prep::new(
             cfg.threads,
             cfg.tokenizer,

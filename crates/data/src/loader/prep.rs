@@ -111,24 +111,25 @@ impl Prep {
         epoch: u64,
         pixels: &mut [f32],
     ) -> std::result::Result<Sample, String> {
-        self.pixels(&f.media, &f.id, epoch, pixels)?;
+        let t = f.texts;
+        self.pixels(&f.media, &t.id, epoch, pixels)?;
         let input_ids = self
             .tokenizer
-            .encode_fixed(&f.text, self.text_len)
+            .encode_fixed(&t.text, self.text_len)
             .map_err(|e| e.to_string())?;
-        let (target_ids, target) = match f.target {
+        let (target_ids, target) = match t.target {
             Some(t) => (self.target_ids(&t)?, t),
             None => (Vec::new(), String::new()),
         };
         Ok(Sample {
             input_ids,
             target_ids,
-            id: f.id,
-            text: f.text,
+            id: t.id,
+            text: t.text,
             target,
-            references: f.references,
-            target_box: f.target_box,
-            labels: f.labels,
+            references: t.references,
+            target_box: t.target_box,
+            labels: t.labels,
         })
     }
 

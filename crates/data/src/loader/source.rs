@@ -2,12 +2,14 @@
 
 use std::path::Path;
 
+use arrow::array::RecordBatch;
+
 use arrow::datatypes::DataType;
 
 use super::format::{FormatColumns, RowFormat};
 use super::frames::select_frames;
 use super::plan::units_per_rank;
-use crate::column::{BytesColumn, ListColumn, TextColumn};
+use crate::column::{is_image_type, ImageColumn, ListColumn, TextColumn};
 use crate::error::{DataError, Result};
 use crate::shards::{ShardIndex, Unit};
 
@@ -17,6 +19,8 @@ pub const IMAGE_COLUMN: &str = "image";
 pub const TEXT_COLUMN: &str = "text";
 /// Optional column holding a stable row id.
 pub const ID_COLUMN: &str = "id";
+/// img2dataset's per-row download status (`success`, `failed_to_download`, …).
+pub const STATUS_COLUMN: &str = "status";
 /// Column holding a video clip's encoded frames (`list<binary>`, in time order).
 pub const FRAMES_COLUMN: &str = "frames";
 
@@ -56,9 +60,9 @@ pub(crate) struct Origin {
     pub row: usize,
 }
 
-/// A row's raw fields, before decoding.
+/// A row's text fields: everything but its pixels.
 #[derive(Debug)]
-pub(crate) struct RawFields {
+pub(crate) struct TextFields {
     pub id: String,
     /// The input text: a pair's caption, or a task's prompt.
     pub text: String,
@@ -67,8 +71,15 @@ pub(crate) struct RawFields {
     /// Every reference (captions, answers) and a detection's true box, for evaluation.
     pub references: Vec<String>,
     pub target_box: Option<crate::loc::NormBox>,
-    pub media: Media,
+    /// The label columns' values, in the loader's label order.
     pub labels: Vec<String>,
+}
+
+/// A row's raw fields, before decoding.
+#[derive(Debug)]
+pub(crate) struct RawFields {
+    pub texts: TextFields,
+    pub media: Media,
 }
 
 /// A row as read: its origin and either its fields or why it must be skipped.
@@ -82,34 +93,62 @@ pub(crate) struct RawRow {
 
 /// The columns of one loaded unit.
 pub(crate) struct UnitColumns {
-    shard: usize,
-    row_group: usize,
     media: MediaColumn,
-    format: RowFormat,
-    columns: FormatColumns,
-    id: Option<TextColumn>,
-    labels: Vec<(String, TextColumn)>,
-    /// Used as the id prefix when the shard has no id column.
-    file_name: String,
+    texts: UnitTexts,
 }
 
 impl UnitColumns {
     /// Extracts row `row` of the row group.
     pub(crate) fn row(&self, row: usize) -> RawRow {
         let origin = Origin {
-            shard: self.shard,
-            row_group: self.row_group,
+            shard: self.texts.shard,
+            row_group: self.texts.row_group,
             row,
         };
+        let fields = self.media.get(row).and_then(|media| {
+            Ok(RawFields {
+                texts: self.texts.fields(row)?,
+                media,
+            })
+        });
         RawRow {
             origin,
             epoch: 0,
-            fields: self.fields(row),
+            fields,
         }
     }
+}
 
-    fn fields(&self, row: usize) -> std::result::Result<RawFields, String> {
-        let media = self.media.get(row)?;
+/// A loaded unit's text columns: everything but the pixels.
+pub(crate) struct UnitTexts {
+    shard: usize,
+    row_group: usize,
+    format: RowFormat,
+    columns: FormatColumns,
+    id: Option<TextColumn>,
+    /// img2dataset's download status, when the spec and the shard have it.
+    status: Option<TextColumn>,
+    labels: Vec<(String, TextColumn)>,
+    /// Rows in the row group.
+    rows_in: usize,
+    /// Used as the id prefix when the shard has no id column.
+    file_name: String,
+}
+
+impl UnitTexts {
+    /// Rows in the unit.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows_in
+    }
+
+    /// Row `row`'s text fields, or why it must be skipped.
+    pub(crate) fn fields(&self, row: usize) -> std::result::Result<TextFields, String> {
+        if let Some(status) = &self.status {
+            let s = status.get(row).unwrap_or_default();
+            if s != STATUS_OK {
+                return Err(format!("img2dataset status {s:?}, not {STATUS_OK:?}"));
+            }
+        }
         let id = match &self.id {
             Some(col) => col
                 .get(row)
@@ -127,13 +166,12 @@ impl UnitColumns {
                     .ok_or_else(|| format!("column {name:?} is null"))
             })
             .collect::<std::result::Result<_, _>>()?;
-        Ok(RawFields {
+        Ok(TextFields {
             id,
             text: r.text,
             target: r.target,
             references: r.references,
             target_box: r.target_box,
-            media,
             labels,
         })
     }
@@ -141,7 +179,7 @@ impl UnitColumns {
 
 /// A unit's pixel column.
 enum MediaColumn {
-    Image(BytesColumn),
+    Image(Box<ImageColumn>),
     Video {
         frames: ListColumn,
         max_frames: usize,
@@ -152,10 +190,7 @@ impl MediaColumn {
     /// Row `row`'s pixels: the image, or the chosen frames of the clip.
     fn get(&self, row: usize) -> std::result::Result<Media, String> {
         match self {
-            MediaColumn::Image(col) => col
-                .get(row)
-                .map(|b| Media::Image(b.to_vec()))
-                .ok_or_else(|| format!("column {IMAGE_COLUMN:?} is null")),
+            MediaColumn::Image(col) => col.get(row).map(Media::Image),
             MediaColumn::Video { frames, max_frames } => {
                 let items = frames.byte_items(row).ok_or_else(|| {
                     format!("column {FRAMES_COLUMN:?} is null or not a list of binary")
@@ -190,12 +225,21 @@ pub(crate) struct Source {
     pub seed: u64,
     pub rank: usize,
     pub world: usize,
+    /// Language of rows without a `lang` value.
+    pub lang: String,
+    /// Whether rows carry an img2dataset `status` (the spec lists it): only `success` is read.
+    pub status: bool,
 }
+
+/// The img2dataset download status of a row that holds its image.
+const STATUS_OK: &str = "success";
 
 impl Source {
     /// Checks the loader's columns exist with usable types in every shard.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: ShardIndex,
+        spec: &crate::spec::DataSpec,
         format: RowFormat,
         media: MediaKind,
         labels: Vec<String>,
@@ -217,12 +261,21 @@ impl Source {
                     Err(_) if required => Err(DataError::Schema {
                         file: shard.path().to_path_buf(),
                         column: name.to_string(),
-                        message: "needed by the loader but missing".to_string(),
+                        message: format!(
+                            "needed by the loader but missing (map another column to it with \
+                             `columns: {{{name}: ...}}`); the file's columns are {}",
+                            crate::shards::column_names(schema).join(", ")
+                        ),
                     }),
                     _ => Ok(()),
                 };
             match media {
-                MediaKind::Image => check(IMAGE_COLUMN, is_binary, "binary", true)?,
+                MediaKind::Image => check(
+                    IMAGE_COLUMN,
+                    is_image_type,
+                    "binary or a {bytes, path} image struct",
+                    true,
+                )?,
                 MediaKind::Video { .. } => {
                     check(FRAMES_COLUMN, is_binary_list, "a list of binary", true)?
                 }
@@ -236,6 +289,7 @@ impl Source {
                 check(name, ok, want, required)?;
             }
             check(ID_COLUMN, is_text, "utf8 or integer", false)?;
+            check(STATUS_COLUMN, is_text, "utf8", false)?;
             for label in &labels {
                 check(label, is_text, "utf8 or integer (a label column)", true)?;
             }
@@ -262,6 +316,8 @@ impl Source {
             seed,
             rank,
             world,
+            lang: spec.binding.lang().to_string(),
+            status: spec.column(STATUS_COLUMN).is_some(),
         })
     }
 
@@ -272,8 +328,37 @@ impl Source {
 
     /// Reads global unit `unit`, projecting only the loader's columns.
     pub(crate) fn load(&self, unit: usize) -> Result<UnitColumns> {
+        let (batch, texts) = self.read(unit, true)?;
+        let column = |name: &str| column_of(&batch, name, &texts, self);
+        let bad_type = |name: &str| bad_type(name, &texts, self);
+        let media = match self.media {
+            MediaKind::Image => {
+                let dir = self.path(texts.shard).parent().unwrap_or(Path::new("."));
+                MediaColumn::Image(Box::new(
+                    ImageColumn::new(column(IMAGE_COLUMN)?, dir)
+                        .ok_or_else(|| bad_type(IMAGE_COLUMN))?,
+                ))
+            }
+            MediaKind::Video { max_frames } => MediaColumn::Video {
+                frames: ListColumn::new(column(FRAMES_COLUMN)?)
+                    .ok_or_else(|| bad_type(FRAMES_COLUMN))?,
+                max_frames,
+            },
+        };
+        Ok(UnitColumns { media, texts })
+    }
+
+    /// Reads global unit `unit`'s text columns only (no pixels).
+    pub(crate) fn load_texts(&self, unit: usize) -> Result<UnitTexts> {
+        Ok(self.read(unit, false)?.1)
+    }
+
+    /// Reads unit `unit`'s columns (the pixel column too when `media`) and wraps its text ones.
+    fn read(&self, unit: usize, media: bool) -> Result<(RecordBatch, UnitTexts)> {
         let Unit {
-            shard, row_group, ..
+            shard,
+            row_group,
+            rows,
         } = self.units[unit];
         let info = &self.index.shards()[shard];
         let has_id = info.has_column(ID_COLUMN);
@@ -284,82 +369,92 @@ impl Source {
             .filter(|(n, _)| info.has_column(n))
             .map(|(n, _)| n)
             .collect();
-        let mut names: Vec<&str> = vec![self.media.column()];
+        let mut names: Vec<&str> = Vec::new();
+        if media {
+            names.push(self.media.column());
+        }
         names.extend(&wanted);
         if has_id {
             names.push(ID_COLUMN);
+        }
+        let has_status = self.status && info.has_column(STATUS_COLUMN);
+        if has_status {
+            names.push(STATUS_COLUMN);
         }
         names.extend(self.labels.iter().map(String::as_str));
         names.sort_unstable();
         names.dedup();
         let batch = info.read_row_group(row_group, &names)?;
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| DataError::RowGroup {
-                    file: info.path().to_path_buf(),
-                    row_group,
-                    message: format!("column {name:?} missing from the data read"),
-                })
-        };
-        let bad_type = |name: &str| DataError::RowGroup {
-            file: info.path().to_path_buf(),
-            row_group,
-            message: format!("column {name:?} decoded with an unusable type"),
-        };
-        let media = match self.media {
-            MediaKind::Image => MediaColumn::Image(
-                BytesColumn::new(column(IMAGE_COLUMN)?).ok_or_else(|| bad_type(IMAGE_COLUMN))?,
-            ),
-            MediaKind::Video { max_frames } => MediaColumn::Video {
-                frames: ListColumn::new(column(FRAMES_COLUMN)?)
-                    .ok_or_else(|| bad_type(FRAMES_COLUMN))?,
-                max_frames,
-            },
-        };
-        let mut columns = FormatColumns {
-            text: Default::default(),
-            lists: Default::default(),
-        };
-        for name in wanted {
-            let array = column(name)?;
-            if is_list(array.data_type()) {
-                columns
-                    .lists
-                    .insert(name, ListColumn::new(array).ok_or_else(|| bad_type(name))?);
-            } else {
-                columns
-                    .text
-                    .insert(name, TextColumn::new(array).ok_or_else(|| bad_type(name))?);
-            }
-        }
-        let id = if has_id {
-            Some(TextColumn::new(column(ID_COLUMN)?).ok_or_else(|| bad_type(ID_COLUMN))?)
-        } else {
-            None
-        };
-        let labels = self
-            .labels
-            .iter()
-            .map(|name| {
-                let col = TextColumn::new(column(name)?).ok_or_else(|| bad_type(name))?;
-                Ok((name.clone(), col))
-            })
-            .collect::<Result<_>>()?;
-        Ok(UnitColumns {
+        let mut texts = UnitTexts {
             shard,
             row_group,
-            media,
+            rows_in: rows,
             format: self.format.clone(),
-            columns,
-            id,
-            labels,
+            columns: FormatColumns {
+                text: Default::default(),
+                lists: Default::default(),
+                lang: self.lang.clone(),
+            },
+            id: None,
+            status: None,
+            labels: Vec::new(),
             file_name: info
                 .path()
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+        };
+        for name in wanted {
+            let array = column_of(&batch, name, &texts, self)?;
+            if is_list(array.data_type()) {
+                let col = ListColumn::new(array).ok_or_else(|| bad_type(name, &texts, self))?;
+                texts.columns.lists.insert(name, col);
+            } else {
+                let col = TextColumn::new(array).ok_or_else(|| bad_type(name, &texts, self))?;
+                texts.columns.text.insert(name, col);
+            }
+        }
+        if has_id {
+            let array = column_of(&batch, ID_COLUMN, &texts, self)?;
+            texts.id =
+                Some(TextColumn::new(array).ok_or_else(|| bad_type(ID_COLUMN, &texts, self))?);
+        }
+        if has_status {
+            let array = column_of(&batch, STATUS_COLUMN, &texts, self)?;
+            let col =
+                TextColumn::new(array).ok_or_else(|| bad_type(STATUS_COLUMN, &texts, self))?;
+            texts.status = Some(col);
+        }
+        for name in &self.labels {
+            let array = column_of(&batch, name, &texts, self)?;
+            let col = TextColumn::new(array).ok_or_else(|| bad_type(name, &texts, self))?;
+            texts.labels.push((name.clone(), col));
+        }
+        Ok((batch, texts))
+    }
+}
+
+/// Column `name` of a unit's record batch; an error names the file and row group.
+fn column_of<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    unit: &UnitTexts,
+    src: &Source,
+) -> Result<&'a arrow::array::ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataError::RowGroup {
+            file: src.path(unit.shard).to_path_buf(),
+            row_group: unit.row_group,
+            message: format!("column {name:?} missing from the data read"),
         })
+}
+
+fn bad_type(name: &str, unit: &UnitTexts, src: &Source) -> DataError {
+    DataError::RowGroup {
+        file: src.path(unit.shard).to_path_buf(),
+        row_group: unit.row_group,
+        message: format!("column {name:?} decoded with an unusable type"),
     }
 }
 

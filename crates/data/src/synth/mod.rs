@@ -2,6 +2,7 @@
 
 mod columns;
 mod draw;
+mod fits;
 mod generate;
 mod scene;
 mod section;
@@ -11,6 +12,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
+pub use fits::scene_fits;
 pub use generate::Generation;
 pub use scene::{COLORS, POSITIONS, SHAPES, SIZES};
 pub use section::{has_parquet, write_task_tokenizer, SynthKind, SynthSection};

@@ -137,6 +137,29 @@ fn caption(rng: &mut impl Rng, objects: &[SceneObject]) -> String {
     let with_size = rng.random_bool(0.5);
     let with_position = rng.random_bool(0.5);
     let prefix = PREFIXES[rng.random_range(0..PREFIXES.len())];
+    caption_with(objects, prefix, with_size, with_position)
+}
+
+/// Every caption the generator could write for a scene of `objects` (any opening, with or
+/// without sizes, with or without positions): the captions that fit it.
+pub(crate) fn fitting_captions(objects: &[SceneObject]) -> Vec<String> {
+    let mut out = Vec::with_capacity(PREFIXES.len() * 4);
+    for prefix in PREFIXES {
+        for (with_size, with_position) in
+            [(false, false), (false, true), (true, false), (true, true)]
+        {
+            out.push(caption_with(objects, prefix, with_size, with_position));
+        }
+    }
+    out
+}
+
+fn caption_with(
+    objects: &[SceneObject],
+    prefix: &str,
+    with_size: bool,
+    with_position: bool,
+) -> String {
     let phrases: Vec<String> = objects
         .iter()
         .map(|o| {
@@ -186,6 +209,15 @@ mod tests {
                 let phrase = format!("{} {}", o.color_name(), o.shape_name());
                 assert!(scene.caption.contains(&phrase), "{:?}", scene);
             }
+        }
+    }
+
+    #[test]
+    fn every_caption_is_among_its_scenes_fitting_captions() {
+        for scene in scenes(200, 64, 3) {
+            let fits = fitting_captions(&scene.objects);
+            assert_eq!(fits.len(), 24);
+            assert!(fits.contains(&scene.caption), "{scene:?}");
         }
     }
 

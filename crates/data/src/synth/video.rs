@@ -461,7 +461,7 @@ mod tests {
                 ShardIndex::build(shards, &spec).unwrap().total_rows(),
                 *rows
             );
-            let r = crate::inspect::inspect(shards, None, 1, 5).unwrap();
+            let r = crate::inspect::inspect(shards, None, &Default::default(), 1, 5).unwrap();
             assert_eq!((r.spec.as_str(), r.bad_count), ("video", 0), "{r:?}");
             assert!(r.samples[0]["frames"].contains("frames, first 24×24"));
         }

@@ -14,15 +14,17 @@ impl EvalReport {
             self.examples, self.skipped
         );
         if !self.retrieval.is_empty() {
-            md += "## Retrieval\n\n| direction | Recall@K | value | chance |\n|---|---|---|---|\n";
+            md += "## Retrieval\n\n| direction | Recall@K | value | chance | ceiling |\n|---|---|---|---|---|\n";
         }
         for r in &self.retrieval {
             md += &format!(
-                "| {} | R@{} | {:.2}% | {:.2}% |\n",
+                "| {} | R@{} | {:.2}% | {:.2}% | {} |\n",
                 r.direction.replace('_', " "),
                 r.k,
                 100.0 * r.recall,
-                100.0 * r.chance
+                100.0 * r.chance,
+                r.ceiling
+                    .map_or("–".into(), |c| format!("{:.2}%", 100.0 * c))
             );
         }
         if !self.zero_shot.is_empty() {
@@ -39,23 +41,26 @@ impl EvalReport {
             }
         }
         if !self.tasks.is_empty() {
-            md += "\n## Tasks\n\n| task | kind | examples | skipped | headline | metrics |\n|---|---|---|---|---|---|\n";
+            md += "\n## Tasks\n\n| task | kind | examples | skipped | headline | without the image | metrics |\n|---|---|---|---|---|---|---|\n";
             for t in &self.tasks {
                 let all: Vec<String> = t
                     .metrics
                     .iter()
                     .map(|(k, v)| format!("{k} {}", format_metric(k, *v)))
                     .collect();
+                let headline = |m: &std::collections::BTreeMap<String, f64>| {
+                    m.get(&t.headline)
+                        .map_or("–".into(), |v| format_metric(&t.headline, *v))
+                };
                 md += &format!(
-                    "| {} | {} | {} | {} | **{} {}** | {} |\n",
+                    "| {} | {} | {} | {} | **{} {}** | {} | {} |\n",
                     t.name,
                     t.kind,
                     t.examples,
                     t.skipped,
                     t.headline,
-                    t.metrics
-                        .get(&t.headline)
-                        .map_or("–".into(), |v| format_metric(&t.headline, *v)),
+                    headline(&t.metrics),
+                    headline(&t.blind),
                     all.join(", ")
                 );
             }

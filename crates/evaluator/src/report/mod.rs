@@ -26,6 +26,10 @@ pub struct RetrievalResult {
     pub recall: f64,
     /// The same for a random ranking.
     pub chance: f64,
+    /// The best any model can reach on this set, where the data says (synthetic scenes: an
+    /// image whose caption fits other scenes as well can at best tie with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<f64>,
 }
 
 /// One zero-shot classification task.
@@ -61,6 +65,10 @@ pub struct TaskResult {
     /// Metric name → value; accuracies are fractions, CIDEr is ×1 (pycocoevalcap's scale).
     /// Breakdowns use `/`: `vqa_accuracy/yes/no`, `acc@0.5/testA`.
     pub metrics: BTreeMap<String, f64>,
+    /// The same metrics for the blind baseline (no image seen; `palisade_metrics::blind`),
+    /// empty when there was no training data to fit it on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub blind: BTreeMap<String, f64>,
 }
 
 /// A qualitative example for the report: what the model saw, said and should have said.
@@ -189,6 +197,7 @@ mod tests {
                 k: 1,
                 recall: 0.5,
                 chance: 0.1,
+                ceiling: Some(0.75),
             }],
             zero_shot: vec![ZeroShotResult {
                 name: "shape".into(),
@@ -210,6 +219,7 @@ mod tests {
                     ("loss".to_string(), 0.75),
                 ]
                 .into(),
+                blind: [("vqa_accuracy".to_string(), 0.25)].into(),
             }],
             qualitative: vec![Example {
                 task: "vqa".into(),
@@ -226,14 +236,14 @@ mod tests {
         };
         let md = r.to_markdown("t");
         assert!(
-            md.contains("| image to text | R@1 | 50.00% | 10.00% |"),
+            md.contains("| image to text | R@1 | 50.00% | 10.00% | 75.00% |"),
             "{md}"
         );
         assert!(
             md.contains("| shape | 4 | 75.00% | 25.00% | 30.00% |"),
             "{md}"
         );
-        assert!(md.contains("**vqa_accuracy 50.00%**"), "{md}");
+        assert!(md.contains("**vqa_accuracy 50.00%** | 25.00% |"), "{md}");
         assert!(md.contains("cider 125.00, loss 0.7500"), "{md}");
         assert!(
             md.contains("| q\\|1 | answer en what? | red | red · blue | 0.300 |"),

@@ -1,6 +1,7 @@
 //! Evaluation runs: a model on held-out data on every rank together, scored whole. SigLIP is
 //! evaluated on image-text pairs (retrieval, zero-shot); PaLI on its benchmarks (`eval.tasks`).
 
+mod blind;
 pub mod pali;
 pub mod predict;
 pub mod siglip;

@@ -9,7 +9,8 @@ use crate::error::{EvalError, Result};
 use crate::inputs::PaliInputs;
 use crate::report::examples::{self, Thumbnail};
 use crate::report::{EvalReport, Example, TaskResult};
-use palisade_data::{Batch, DataSpec, Loader, LoaderConfig, RowFormat, ShardIndex, TextTokenizer};
+use palisade_data::{Batch, Loader, LoaderConfig, RowFormat, ShardIndex, TextTokenizer};
+use palisade_metrics::blind::Blind;
 use palisade_metrics::task_scores::{self, Prediction, REFCOCO_SPLIT, VQA_LABELS};
 use palisade_model::decoding::{generate, GenerateConfig, Strategy};
 use palisade_model::pali::PaliModel;
@@ -51,9 +52,11 @@ pub fn evaluate_tasks(
             group.world_size(),
         )
         .map_err(|e| EvalError::Invalid(format!("key eval.tasks.{name}: {e}")))?;
-        loaders.push((name, task, loader));
+        let image_size = model.config().vision_config.image_size;
+        let blind = super::blind::fit(setup, name, task, tok, image_size)?;
+        loaders.push((name, task, loader, blind));
     }
-    for (name, task, loader) in loaders {
+    for (name, task, loader, blind) in loaders {
         let (result, examples) = evaluate_task(
             group,
             name,
@@ -61,6 +64,7 @@ pub fn evaluate_tasks(
             model,
             tok,
             loader.iter().flat_map(Loader::epoch_batches),
+            blind.as_ref(),
             &eval.decode,
             eval.examples,
             report_dir,
@@ -97,7 +101,11 @@ fn task_loader(
     model: &PaliModel,
     group: &dyn ProcessGroup,
 ) -> palisade_data::Result<Loader> {
-    let spec = DataSpec::named(task.spec.as_deref().unwrap_or(task.kind.default_spec()))?;
+    let spec = setup.data.bound_spec(
+        task.spec.as_deref().unwrap_or(task.kind.default_spec()),
+        &task.columns,
+        "columns",
+    )?;
     let shards = palisade_data::resolve_shards(&task.data, Path::new("."))?;
     let index = ShardIndex::build(&shards, &spec)?;
     let labels = label_columns(task.kind, |c| {
@@ -248,8 +256,8 @@ fn gather(group: &dyn ProcessGroup, task: &str, part: RankPart) -> Result<RankPa
 }
 
 /// Evaluates `model` on one task whose rows for this rank are `batches`, on every rank of
-/// `group` together. With `report_dir`, rank 0 writes example images under it; the returned
-/// examples (this rank's first rows) name them.
+/// `group` together, and the `blind` baseline on the same rows. With `report_dir`, rank 0
+/// writes example images under it; the returned examples (this rank's first rows) name them.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_task(
     group: &dyn ProcessGroup,
@@ -258,6 +266,7 @@ pub fn evaluate_task(
     model: &PaliModel,
     tok: &TextTokenizer,
     batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
+    blind: Option<&Blind>,
     decode: &DecodeSettings,
     examples_wanted: usize,
     report_dir: Option<&Path>,
@@ -280,6 +289,20 @@ pub fn evaluate_task(
     if all.loss_tokens > 0.0 {
         metrics.insert("loss".into(), all.loss_sum / all.loss_tokens);
     }
+    let blind = match blind {
+        Some(b) => {
+            let answered: Vec<Prediction> = all
+                .predictions
+                .iter()
+                .map(|p| Prediction {
+                    prediction: b.answer(&p.labels).to_string(),
+                    ..p.clone()
+                })
+                .collect();
+            task_scores::score(task.kind, &answered)?.metrics
+        }
+        None => Default::default(),
+    };
     let result = TaskResult {
         name: name.to_string(),
         kind: task.kind.name().to_string(),
@@ -287,6 +310,7 @@ pub fn evaluate_task(
         skipped: all.skipped,
         headline: task.kind.headline().to_string(),
         metrics,
+        blind,
     };
     let by_id: HashMap<&str, (usize, &Prediction)> = all
         .predictions

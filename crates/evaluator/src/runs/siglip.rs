@@ -11,7 +11,7 @@ use palisade_metrics::{retrieval, zero_shot};
 use palisade_model::SiglipModel;
 use palisade_sharding::ProcessGroup;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -52,11 +52,20 @@ pub fn evaluate_held_out(
         ),
         group.world_size(),
     )?;
+    // Synthetic scenes carry the annotations that bound retrieval; other data has no ceiling.
+    let fits = match &setup.data.eval {
+        Some(pattern) => palisade_data::synth::scene_fits(&palisade_data::resolve_shards(
+            pattern,
+            std::path::Path::new("."),
+        )?)?,
+        None => None,
+    };
     Ok(Some(evaluate(
         model,
         loader.iter().flat_map(Loader::epoch_batches),
         tok,
         setup.eval,
+        fits.as_ref(),
         step,
         group,
     )?))
@@ -76,6 +85,7 @@ fn score_rows(a: &Tensor, b: &Tensor) -> Result<Vec<Vec<f32>>> {
 struct Embedded {
     img: Vec<Tensor>,
     txt: Vec<Tensor>,
+    ids: Vec<String>,
     texts: Vec<String>,
     labels: BTreeMap<String, Vec<String>>,
     skipped: usize,
@@ -84,6 +94,7 @@ struct Embedded {
 /// The texts, labels and embedding widths a rank sends to the others.
 #[derive(Serialize, Deserialize)]
 struct Meta {
+    ids: Vec<String>,
     texts: Vec<String>,
     labels: BTreeMap<String, Vec<String>>,
     skipped: usize,
@@ -115,6 +126,7 @@ fn embed(
                     .to_kind(Kind::Float)
                     .to_device(Device::Cpu),
             );
+            e.ids.extend(b.ids.iter().cloned());
             e.texts.extend(b.texts.iter().cloned());
             for (k, v) in &b.labels {
                 e.labels
@@ -139,6 +151,7 @@ fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Te
     };
     let (img, txt) = (cat(&e.img), cat(&e.txt));
     let meta = Meta {
+        ids: e.ids,
         texts: e.texts,
         labels: e.labels,
         skipped: e.skipped,
@@ -162,6 +175,7 @@ fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Te
     let txts = palisade_sharding::all_gather_bytes(group, &to_bytes(&txt)?)?;
     let metas = palisade_sharding::all_gather_bytes(group, &json)?;
     let mut all = Meta {
+        ids: Vec::new(),
         texts: Vec::new(),
         labels: BTreeMap::new(),
         skipped: 0,
@@ -170,6 +184,7 @@ fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Te
         let m: Meta = serde_json::from_slice(m).map_err(|e| {
             EvalError::Invalid(format!("rank {rank} sent unreadable evaluation data: {e}"))
         })?;
+        all.ids.extend(m.ids);
         all.texts.extend(m.texts);
         for (k, v) in m.labels {
             all.labels.entry(k).or_default().extend(v);
@@ -181,13 +196,15 @@ fn gather(group: &dyn ProcessGroup, e: Embedded, dim: i64) -> Result<(Tensor, Te
     Ok((img, txt, all))
 }
 
-/// Embeds this rank's batches, gathers every rank's embeddings, then scores retrieval and the
-/// configured zero-shot tasks over the whole set (the same report on every rank).
+/// Embeds this rank's batches, gathers every rank's embeddings, then scores retrieval (with
+/// its ceilings when `fits` gives each row's fitting captions) and the configured zero-shot
+/// tasks over the whole set (the same report on every rank).
 pub fn evaluate(
     model: &SiglipModel,
     batches: impl IntoIterator<Item = palisade_data::Result<Batch>>,
     tokenizer: &TextTokenizer,
     cfg: &EvalConfig,
+    fits: Option<&HashMap<String, HashSet<String>>>,
     step: Option<u64>,
     group: &dyn ProcessGroup,
 ) -> Result<EvalReport> {
@@ -197,6 +214,7 @@ pub fn evaluate(
         img,
         txt,
         Meta {
+            ids,
             texts,
             labels,
             skipped,
@@ -213,14 +231,20 @@ pub fn evaluate(
     let i2t = retrieval::recall_at_k(&score_rows(&img, &txt)?, &gold, &cfg.recall_at);
     let t2i = retrieval::recall_at_k(&score_rows(&txt, &img)?, &gold, &cfg.recall_at);
     let chance = retrieval::chance_recall(n, &gold, &cfg.recall_at);
+    let ceilings = fits.map(|f| ceilings(f, &ids, &texts, &gold, &cfg.recall_at));
     let mut results = Vec::new();
-    for (dir, rec) in [("image_to_text", &i2t), ("text_to_image", &t2i)] {
-        for ((k, r), (_, c)) in rec.iter().zip(&chance) {
+    for (d, (dir, rec)) in [("image_to_text", &i2t), ("text_to_image", &t2i)]
+        .into_iter()
+        .enumerate()
+    {
+        let ceiling = ceilings.as_ref().and_then(|c| c[d].as_ref());
+        for (i, ((k, r), (_, c))) in rec.iter().zip(&chance).enumerate() {
             results.push(RetrievalResult {
                 direction: dir.into(),
                 k: *k,
                 recall: *r,
                 chance: *c,
+                ceiling: ceiling.map(|c| c[i].1),
             });
         }
     }
@@ -259,6 +283,52 @@ pub fn evaluate(
         tasks: Vec::new(),
         qualitative: Vec::new(),
     })
+}
+
+/// Image→text and text→image Recall@K ceilings from the scenes' fitting captions (`fits`: row
+/// id → captions that fit its scene); `None` for a direction the annotations do not cover.
+fn ceilings(
+    fits: &HashMap<String, HashSet<String>>,
+    ids: &[String],
+    texts: &[String],
+    gold: &[Vec<usize>],
+    ks: &[usize],
+) -> [Option<retrieval::Recalls>; 2] {
+    let Some(scenes) = ids
+        .iter()
+        .map(|id| fits.get(id))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return [None, None];
+    };
+    // Image i: every text row whose caption fits its scene.
+    let mut rows_of: HashMap<&str, usize> = HashMap::new();
+    for t in texts {
+        *rows_of.entry(t.as_str()).or_default() += 1;
+    }
+    let i2t: Vec<usize> = scenes
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|c| rows_of.get(c.as_str()).copied().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    // Text i: every scene its caption fits.
+    let mut scenes_of: HashMap<&str, usize> = HashMap::new();
+    for s in &scenes {
+        for c in s.iter() {
+            *scenes_of.entry(c.as_str()).or_default() += 1;
+        }
+    }
+    let t2i: Vec<usize> = texts
+        .iter()
+        .map(|t| scenes_of.get(t.as_str()).copied().unwrap_or(0))
+        .collect();
+    [
+        retrieval::ceiling_recall(&i2t, gold, ks),
+        retrieval::ceiling_recall(&t2i, gold, ks),
+    ]
 }
 
 /// One normalised embedding per class: the mean of its template embeddings, renormalised.

@@ -63,14 +63,17 @@ fn byline(run: &Run) -> String {
     parts.join(" · ")
 }
 
-/// Headline numbers, each beside its chance level where there is one.
+/// Headline numbers, each beside what it would be without the image and its ceiling where
+/// there is one.
 fn summary(run: &Run) -> String {
+    let dash = || Cell::text("–");
     let mut rows = Vec::new();
     if let Some(l) = run.final_train_loss() {
         rows.push(vec![
             Cell::text("final train loss"),
             Cell::num(&significant(l)),
-            Cell::text("–"),
+            dash(),
+            dash(),
         ]);
     }
     match &run.eval {
@@ -80,21 +83,27 @@ fn summary(run: &Run) -> String {
                     Cell::text(&format!("{} R@{}", r.direction.replace('_', " "), r.k)),
                     Cell::num(&pct(r.recall)),
                     Cell::num(&pct(r.chance)),
+                    r.ceiling.map_or_else(dash, |c| Cell::num(&pct(c))),
                 ]);
             }
             for z in &e.zero_shot {
                 rows.push(vec![
                     Cell::text(&format!("zero-shot {}", z.name)),
                     Cell::num(&pct(z.accuracy)),
-                    Cell::num(&pct(z.chance)),
+                    Cell::num(&pct(z.majority)),
+                    dash(),
                 ]);
             }
             for t in &e.tasks {
-                let v = t.metrics.get(&t.headline);
+                let shown = |m: &std::collections::BTreeMap<String, f64>| {
+                    m.get(&t.headline)
+                        .map_or_else(dash, |v| Cell::num(&format_metric(&t.headline, *v)))
+                };
                 rows.push(vec![
                     Cell::text(&format!("{} {}", t.name, t.headline)),
-                    Cell::num(&v.map_or("–".into(), |v| format_metric(&t.headline, *v))),
-                    Cell::text("–"),
+                    shown(&t.metrics),
+                    shown(&t.blind),
+                    dash(),
                 ]);
             }
         }
@@ -104,7 +113,8 @@ fn summary(run: &Run) -> String {
                     rows.push(vec![
                         Cell::text(k),
                         Cell::num(&format_logged(k, v)),
-                        Cell::text("–"),
+                        dash(),
+                        dash(),
                     ]);
                 }
             }
@@ -113,8 +123,12 @@ fn summary(run: &Run) -> String {
     if rows.is_empty() {
         return "<p class=\"muted\">No metrics logged yet.</p>\n".into();
     }
-    table("summary", &["metric", "value", "chance"], &rows)
+    table("summary", &["metric", "value", BLIND, "ceiling"], &rows)
 }
+
+/// The column of what a metric would be without seeing the image: chance for retrieval, the
+/// majority class for zero-shot, the blind baseline for tasks.
+const BLIND: &str = "without the image";
 
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
@@ -158,13 +172,15 @@ fn final_tables(e: &EvalReport) -> String {
                     Cell::text(&format!("R@{}", r.k)),
                     Cell::num(&pct(r.recall)),
                     Cell::num(&pct(r.chance)),
+                    r.ceiling
+                        .map_or_else(|| Cell::text("–"), |c| Cell::num(&pct(c))),
                 ]
             })
             .collect();
         out += "<h2>Retrieval</h2>\n";
         out += &table(
             "retrieval",
-            &["direction", "Recall@K", "value", "chance"],
+            &["direction", "Recall@K", "value", "chance", "ceiling"],
             &rows,
         );
     }
@@ -202,21 +218,29 @@ fn final_tables(e: &EvalReport) -> String {
             .tasks
             .iter()
             .map(|t| {
-                let v = t.metrics.get(&t.headline);
+                let shown = |m: &std::collections::BTreeMap<String, f64>| {
+                    Cell::num(
+                        &m.get(&t.headline)
+                            .map_or("–".into(), |v| format_metric(&t.headline, *v)),
+                    )
+                };
                 vec![
                     Cell::text(&t.name),
                     Cell::text(&t.kind),
                     Cell::num(&t.examples.to_string()),
                     Cell::num(&t.skipped.to_string()),
                     Cell::text(&t.headline),
-                    Cell::num(&v.map_or("–".into(), |v| format_metric(&t.headline, *v))),
+                    shown(&t.metrics),
+                    shown(&t.blind),
                 ]
             })
             .collect();
         out += "<h2>Tasks</h2>\n";
         out += &table(
             "tasks",
-            &["task", "kind", "examples", "skipped", "headline", "value"],
+            &[
+                "task", "kind", "examples", "skipped", "headline", "value", BLIND,
+            ],
             &rows,
         );
         let rows: Vec<Vec<Cell>> = e
@@ -229,12 +253,18 @@ fn final_tables(e: &EvalReport) -> String {
                     } else {
                         Cell::text(k)
                     };
-                    vec![Cell::text(&t.name), name, Cell::num(&format_metric(k, *v))]
+                    let blind = t.blind.get(k).map_or("–".into(), |b| format_metric(k, *b));
+                    vec![
+                        Cell::text(&t.name),
+                        name,
+                        Cell::num(&format_metric(k, *v)),
+                        Cell::num(&blind),
+                    ]
                 })
             })
             .collect();
         out += "<h3>All task metrics</h3>\n";
-        out += &table("task-metrics", &["task", "metric", "value"], &rows);
+        out += &table("task-metrics", &["task", "metric", "value", BLIND], &rows);
     }
     out
 }
@@ -378,6 +408,7 @@ mod tests {
                     skipped: 0,
                     headline: "acc@0.5".into(),
                     metrics: [("acc@0.5".to_string(), 0.25)].into(),
+                    blind: [("acc@0.5".to_string(), 0.125)].into(),
                 }],
                 qualitative: vec![ex(Some("examples/0.png")), ex(Some("examples/missing.png"))],
             }),
@@ -392,6 +423,11 @@ mod tests {
         assert!(
             html.contains("<td class=\"num\">25.00%</td>"),
             "refcoco headline"
+        );
+        assert!(
+            html.contains("<th>without the image</th>")
+                && html.contains("<td class=\"num\">12.50%</td>"),
+            "the blind baseline beside it"
         );
         // One thumbnail (32 px upscaled ×5), one note for the missing file, one training curve.
         assert_eq!(
