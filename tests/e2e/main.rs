@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod distributed;
+mod object_store;
 mod pali;
 mod parity;
 mod pretrained;

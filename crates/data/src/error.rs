@@ -87,6 +87,15 @@ pub enum DataError {
         message: String,
     },
 
+    /// Object storage refused or failed a request (missing bucket or key, bad credentials).
+    #[error("{url}: {message}")]
+    Remote {
+        /// The object or bucket URL.
+        url: String,
+        /// The provider's error.
+        message: String,
+    },
+
     /// A shard glob pattern is invalid or matches nothing.
     #[error("shard pattern {pattern:?}: {message}")]
     Pattern {

@@ -13,6 +13,7 @@ pub mod loc;
 pub mod mixture;
 pub mod prefetch;
 pub mod prompts;
+pub mod remote;
 mod row_id;
 pub mod section;
 pub mod sentencepiece;

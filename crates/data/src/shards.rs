@@ -21,6 +21,9 @@ use crate::spec::DataSpec;
 ///
 /// A pattern naming a directory means every `*.parquet` file in it.
 pub fn resolve_shards(pattern: &str, base: &Path) -> Result<Vec<PathBuf>> {
+    if crate::remote::is_remote(pattern) {
+        return crate::remote::resolve(pattern);
+    }
     let err = |message: String| DataError::Pattern {
         pattern: pattern.to_string(),
         message,
@@ -93,6 +96,8 @@ pub struct ShardInfo {
     schema: SchemaRef,
     /// For each field of `schema`, its root column in the file.
     roots: Vec<usize>,
+    /// The object, when the shard lives in object storage (its path is then the URL).
+    remote: Option<Arc<crate::remote::RemoteFile>>,
 }
 
 impl ShardInfo {
@@ -105,14 +110,23 @@ impl ShardInfo {
     /// a spec column to the file's (`image` → `jpg`); a file column a mapping replaces is
     /// hidden. A mapped column the file lacks is an error naming the columns it has.
     pub fn open_as(path: &Path, columns: &BTreeMap<String, String>) -> Result<ShardInfo> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let meta =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|source| {
-                DataError::Parquet {
-                    file: path.to_path_buf(),
-                    source,
-                }
-            })?;
+        let url = path.to_str().filter(|p| crate::remote::is_remote(p));
+        let (meta, remote) = match url {
+            Some(url) => {
+                let file = crate::remote::RemoteFile::open(url)?;
+                (file.metadata()?, Some(Arc::new(file)))
+            }
+            None => {
+                let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+                let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(
+                    |source| DataError::Parquet {
+                        file: path.to_path_buf(),
+                        source,
+                    },
+                )?;
+                (meta, None)
+            }
+        };
         let meta = match plain_schema(meta.schema()) {
             // Read Arrow dictionary columns (pandas categoricals, pyarrow dictionary_encode) as
             // their value type, so specs and the loader see plain utf8/binary.
@@ -150,6 +164,7 @@ impl ShardInfo {
             meta,
             schema,
             roots,
+            remote,
         })
     }
 
@@ -191,30 +206,35 @@ impl ShardInfo {
                 self.row_groups.len()
             ))
         })?;
-        let mut roots = Vec::with_capacity(columns.len());
-        for name in columns {
-            let idx = self
-                .schema()
-                .index_of(name)
-                .map_err(|_| DataError::Schema {
-                    file: self.path.clone(),
-                    column: name.to_string(),
-                    message: format!("needed by the loader (row group {row_group}) but missing"),
-                })?;
-            roots.push(self.roots[idx]);
-        }
-        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
-        let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
-            .with_row_groups(vec![row_group])
-            .with_projection(mask)
-            .with_batch_size(expected.max(1))
-            .build()
-            .map_err(|e| rg_err(e.to_string()))?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| rg_err(e.to_string()))?;
+        let roots = self.roots_of(columns, row_group)?;
+        let (schema, batches) = match &self.remote {
+            Some(file) => {
+                let batches = file
+                    .read_row_group(&self.meta, row_group, &roots, expected.max(1))
+                    .map_err(rg_err)?;
+                let schema = match batches.first() {
+                    Some(b) => b.schema(),
+                    None => return Err(rg_err("no data".into())),
+                };
+                (schema, batches)
+            }
+            None => {
+                let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
+                let mask = ProjectionMask::roots(self.meta.parquet_schema(), roots);
+                let reader =
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+                        .with_row_groups(vec![row_group])
+                        .with_projection(mask)
+                        .with_batch_size(expected.max(1))
+                        .build()
+                        .map_err(|e| rg_err(e.to_string()))?;
+                let schema = reader.schema();
+                let batches = reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| rg_err(e.to_string()))?;
+                (schema, batches)
+            }
+        };
         let batch = match batches.len() {
             1 => batches
                 .into_iter()
@@ -230,6 +250,35 @@ impl ShardInfo {
             )));
         }
         self.under_spec_names(batch).map_err(rg_err)
+    }
+
+    /// Starts fetching row group `row_group`'s `columns` ahead, for a shard in object storage
+    /// (local files need no read-ahead: the page cache does it).
+    pub fn prefetch_row_group(&self, row_group: usize, columns: &[&str]) {
+        if let (Some(file), Ok(roots)) = (&self.remote, self.roots_of(columns, row_group)) {
+            let rows = self.row_groups.get(row_group).copied().unwrap_or(1).max(1);
+            file.prefetch(&self.meta, row_group, &roots, rows);
+        }
+    }
+
+    /// The file's root columns of the spec-named `columns`.
+    fn roots_of(&self, columns: &[&str], row_group: usize) -> Result<Vec<usize>> {
+        columns
+            .iter()
+            .map(|name| {
+                let idx = self
+                    .schema()
+                    .index_of(name)
+                    .map_err(|_| DataError::Schema {
+                        file: self.path.clone(),
+                        column: name.to_string(),
+                        message: format!(
+                            "needed by the loader (row group {row_group}) but missing"
+                        ),
+                    })?;
+                Ok(self.roots[idx])
+            })
+            .collect()
     }
 
     /// `batch` (projected file columns) with each column under its spec name.

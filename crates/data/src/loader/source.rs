@@ -353,6 +353,46 @@ impl Source {
         Ok(self.read(unit, false)?.1)
     }
 
+    /// Starts fetching unit `unit` ahead of its turn (object storage only).
+    pub(crate) fn prefetch(&self, unit: usize) {
+        let Unit {
+            shard, row_group, ..
+        } = self.units[unit];
+        let names = self.read_columns(unit, true);
+        self.index.shards()[shard].prefetch_row_group(row_group, &names);
+    }
+
+    /// The format's columns shard `shard` has.
+    fn text_columns(&self, shard: usize) -> Vec<&'static str> {
+        let info = &self.index.shards()[shard];
+        self.format
+            .columns(|n| info.has_column(n))
+            .into_iter()
+            .filter(|(n, _)| info.has_column(n))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Every column read of unit `unit` (the pixels too when `media`), sorted.
+    fn read_columns(&self, unit: usize, media: bool) -> Vec<&str> {
+        let info = &self.index.shards()[self.units[unit].shard];
+        let mut names: Vec<&str> = Vec::new();
+        if media {
+            names.push(self.media.column());
+        }
+        names.extend(self.text_columns(self.units[unit].shard));
+        if info.has_column(ID_COLUMN) {
+            names.push(ID_COLUMN);
+        }
+        if self.status && info.has_column(STATUS_COLUMN) {
+            names.push(STATUS_COLUMN);
+        }
+        names.extend(self.labels.iter().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Reads unit `unit`'s columns (the pixel column too when `media`) and wraps its text ones.
     fn read(&self, unit: usize, media: bool) -> Result<(RecordBatch, UnitTexts)> {
         let Unit {
@@ -362,28 +402,9 @@ impl Source {
         } = self.units[unit];
         let info = &self.index.shards()[shard];
         let has_id = info.has_column(ID_COLUMN);
-        let wanted: Vec<&str> = self
-            .format
-            .columns(|n| info.has_column(n))
-            .into_iter()
-            .filter(|(n, _)| info.has_column(n))
-            .map(|(n, _)| n)
-            .collect();
-        let mut names: Vec<&str> = Vec::new();
-        if media {
-            names.push(self.media.column());
-        }
-        names.extend(&wanted);
-        if has_id {
-            names.push(ID_COLUMN);
-        }
         let has_status = self.status && info.has_column(STATUS_COLUMN);
-        if has_status {
-            names.push(STATUS_COLUMN);
-        }
-        names.extend(self.labels.iter().map(String::as_str));
-        names.sort_unstable();
-        names.dedup();
+        let wanted = self.text_columns(shard);
+        let names = self.read_columns(unit, media);
         let batch = info.read_row_group(row_group, &names)?;
         let mut texts = UnitTexts {
             shard,

@@ -256,6 +256,15 @@ impl RowStream {
             // Drop the old row group before reading the next, bounding memory to one.
             self.current = None;
             let columns = src.load(unit)?;
+            // Remote shards: fetch the next row groups while this one is decoded.
+            for next in self
+                .plan
+                .iter()
+                .skip(self.pos.unit + 1)
+                .take(crate::remote::readahead())
+            {
+                src.prefetch(next.unit);
+            }
             let order = row_order(src.units[unit].rows, src.seed, epoch, unit, self.shuffle);
             self.current = Some(Loaded {
                 epoch,
