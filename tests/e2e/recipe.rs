@@ -73,11 +73,9 @@ fn honest_numbers(run: &Path) {
     for r in siglip["retrieval"].as_array().unwrap() {
         let (chance, ceiling) = (r["chance"].as_f64().unwrap(), r["ceiling"].as_f64());
         let ceiling = ceiling.unwrap_or_else(|| panic!("a synthetic set has a ceiling: {r}"));
-        // Captions repeat across scenes, so even a perfect model ties at R@1.
         assert!(chance < ceiling && ceiling <= 1.0, "{r}");
-        if r["k"] == 1 {
-            assert!(ceiling < 1.0, "{r}");
-        }
+        // An expectation, so a lucky model may pass it a little; far above means it is wrong.
+        assert!(r["recall"].as_f64().unwrap() <= ceiling + 0.05, "{r}");
     }
     let stage1 = eval("01-stage1");
     let tasks = stage1["tasks"].as_array().unwrap();

@@ -36,16 +36,26 @@ pub fn chance_recall(n_candidates: usize, gold: &[Vec<usize>], ks: &[usize]) -> 
     })
 }
 
-/// Expected Recall@K of the best ranking a model can give when each query's fitting candidates
-/// cannot be told apart: they tie above the rest, so query q with `fitting[q]` fitting
-/// candidates, `gold[q]` among them, scores 1 − C(F−g, K)/C(F, K). `None` when some query has
-/// fewer fitting candidates than gold ones (annotations that do not cover the gold).
-pub fn ceiling_recall(fitting: &[usize], gold: &[Vec<usize>], ks: &[usize]) -> Option<Recalls> {
-    if fitting.len() != gold.len() || fitting.iter().zip(gold).any(|(f, g)| *f < g.len()) {
+/// Expected Recall@K of the best ranking a pairwise scorer can give when what the data says
+/// about each pair is all it can know: for query q, `ahead[q]` candidates are ranked above its
+/// gold ones for certain and `tied[q]` (the gold among them) cannot be told apart from them,
+/// so it scores 1 − C(T−g, K−A)/C(T, K−A) (0 when A ≥ K). `None` when some query has fewer
+/// tied candidates than gold ones (annotations that do not cover the gold).
+pub fn ceiling_recall(
+    ahead: &[usize],
+    tied: &[usize],
+    gold: &[Vec<usize>],
+    ks: &[usize],
+) -> Option<Recalls> {
+    let n = gold.len();
+    if ahead.len() != n || tied.len() != n || tied.iter().zip(gold).any(|(t, g)| *t < g.len()) {
         return None;
     }
-    Some(mean_over_queries(ks, gold.len(), |q, k| {
-        tie_hit(fitting[q], gold[q].len(), k)
+    Some(mean_over_queries(ks, n, |q, k| {
+        match k.checked_sub(ahead[q]) {
+            Some(left) if left > 0 => tie_hit(tied[q], gold[q].len(), left),
+            _ => 0.0,
+        }
     }))
 }
 
@@ -94,15 +104,19 @@ mod tests {
     }
 
     #[test]
-    fn ceiling_ties_the_fitting_candidates() {
-        // Query 0: its gold is the only fitting candidate; query 1: one gold among 4 fitting.
+    fn ceiling_ranks_sure_candidates_first_and_ties_the_rest() {
+        // Query 0: its gold is the only fitting candidate; query 1: one gold among 4 tied.
         let gold = vec![vec![0], vec![1]];
-        let c = ceiling_recall(&[1, 4], &gold, &[1, 2]).unwrap();
+        let c = ceiling_recall(&[0, 0], &[1, 4], &gold, &[1, 2]).unwrap();
         assert!((c[0].1 - (1.0 + 0.25) / 2.0).abs() < 1e-12, "{c:?}");
         // R@2 for query 1: 1 − (3/4)(2/3) = 1/2.
         assert!((c[1].1 - (1.0 + 0.5) / 2.0).abs() < 1e-12, "{c:?}");
+        // One candidate surely ahead of query 1's tie: R@1 lost, R@2 = 1/4.
+        let c = ceiling_recall(&[0, 1], &[1, 4], &gold, &[1, 2]).unwrap();
+        assert!((c[0].1 - 0.5).abs() < 1e-12, "{c:?}");
+        assert!((c[1].1 - 1.25 / 2.0).abs() < 1e-12, "{c:?}");
         assert_eq!(
-            ceiling_recall(&[0, 4], &gold, &[1]),
+            ceiling_recall(&[0, 0], &[0, 4], &gold, &[1]),
             None,
             "gold not fitting"
         );

@@ -187,6 +187,7 @@ mod tests {
                 rank: 0,
                 world_size: world,
                 local_rank: 0,
+                local_world: 1,
                 source: "palisade",
             },
             master: None,

@@ -1,5 +1,6 @@
 //! The launcher behind `palisade launch`: starts this node's ranks as child processes with
-//! `PALISADE_RANK`, `PALISADE_WORLD_SIZE`, `PALISADE_LOCAL_RANK` and `PALISADE_MASTER` set,
+//! `PALISADE_RANK`, `PALISADE_WORLD_SIZE`, `PALISADE_LOCAL_RANK`, `PALISADE_LOCAL_WORLD_SIZE`
+//! and `PALISADE_MASTER` set,
 //! prefixes every line they print with `[rank K]`, forwards SIGINT and SIGTERM to them (SIGHUP,
 //! a closed terminal, as SIGTERM), and when one rank fails stops the others and reports that
 //! rank's exit code. Ranks die with the launcher: each gets SIGTERM from the kernel when the
@@ -219,6 +220,7 @@ pub fn run(spec: &LaunchSpec, out: Sink, err: Sink) -> Result<i32> {
             .env("PALISADE_RANK", rank.to_string())
             .env("PALISADE_WORLD_SIZE", world.to_string())
             .env("PALISADE_LOCAL_RANK", local.to_string())
+            .env("PALISADE_LOCAL_WORLD_SIZE", spec.nproc_per_node.to_string())
             .env(MASTER_ENV, &spec.master)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

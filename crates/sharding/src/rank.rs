@@ -11,6 +11,8 @@ pub struct RankInfo {
     pub world_size: usize,
     /// Rank on this node (picks the CUDA device).
     pub local_rank: usize,
+    /// Ranks on this node (they share its cores).
+    pub local_world: usize,
     /// Which launcher's variables were read.
     pub source: &'static str,
 }
@@ -22,28 +24,58 @@ impl RankInfo {
             rank: 0,
             world_size: 1,
             local_rank: 0,
+            local_world: 1,
             source: "none",
         }
     }
 }
 
-/// Variable names per launcher: (rank, world size, local rank, name). First match wins.
-const LAUNCHERS: &[(&str, &str, &str, &str)] = &[
+/// Variable names per launcher: (rank, world size, local rank, local world size, name). First
+/// match wins.
+const LAUNCHERS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "PALISADE_RANK",
         "PALISADE_WORLD_SIZE",
         "PALISADE_LOCAL_RANK",
+        "PALISADE_LOCAL_WORLD_SIZE",
         "palisade",
     ),
     (
         "OMPI_COMM_WORLD_RANK",
         "OMPI_COMM_WORLD_SIZE",
         "OMPI_COMM_WORLD_LOCAL_RANK",
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
         "openmpi",
     ),
-    ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "pmi"),
-    ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "slurm"),
+    (
+        "PMI_RANK",
+        "PMI_SIZE",
+        "MPI_LOCALRANKID",
+        "MPI_LOCALNRANKS",
+        "pmi",
+    ),
+    (
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "SLURM_LOCALID",
+        "SLURM_NTASKS_PER_NODE",
+        "slurm",
+    ),
 ];
+
+/// This node's entry of Slurm's `SLURM_TASKS_PER_NODE` (`2(x3),1`: three nodes of 2, one of 1).
+fn slurm_tasks_on_node(tasks_per_node: &str, node: usize) -> Option<usize> {
+    let mut counts = Vec::new();
+    for part in tasks_per_node.split(',') {
+        let (n, times) = match part.split_once("(x") {
+            Some((n, rest)) => (n, rest.trim_end_matches(')').parse().ok()?),
+            None => (part, 1),
+        };
+        let n: usize = n.trim().parse().ok()?;
+        counts.extend(std::iter::repeat_n(n, times));
+    }
+    counts.get(node).copied()
+}
 
 /// Reads rank, world size and local rank from the environment given by `get`.
 pub fn discover_from(get: impl Fn(&str) -> Option<String>) -> Result<RankInfo> {
@@ -61,7 +93,7 @@ pub fn discover_from(get: impl Fn(&str) -> Option<String>) -> Result<RankInfo> {
                 }),
         }
     };
-    for &(rank_var, size_var, local_var, source) in LAUNCHERS {
+    for &(rank_var, size_var, local_var, local_size_var, source) in LAUNCHERS {
         let (Some(rank), Some(world_size)) =
             (parse(rank_var, "rank")?, parse(size_var, "world size")?)
         else {
@@ -75,10 +107,22 @@ pub fn discover_from(get: impl Fn(&str) -> Option<String>) -> Result<RankInfo> {
             });
         }
         let local_rank = parse(local_var, "local rank")?.unwrap_or(0);
+        let slurm_node = || {
+            let node = parse("SLURM_NODEID", "node index")?.unwrap_or(0);
+            Ok::<_, ShardingError>(
+                get("SLURM_TASKS_PER_NODE").and_then(|t| slurm_tasks_on_node(&t, node)),
+            )
+        };
+        let local_world = match parse(local_size_var, "local world size")? {
+            Some(n) => n,
+            None if source == "slurm" => slurm_node()?.unwrap_or(1),
+            None => 1,
+        };
         return Ok(RankInfo {
             rank,
             world_size,
             local_rank,
+            local_world: local_world.max(local_rank + 1),
             source,
         });
     }
@@ -115,8 +159,28 @@ mod tests {
             (r.rank, r.world_size, r.local_rank, r.source),
             (3, 4, 1, "openmpi")
         );
+        // No local size given: at least the local rank's count.
+        assert_eq!(r.local_world, 2);
         let r = discover_from(env(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "2")])).unwrap();
         assert_eq!((r.rank, r.world_size, r.source), (0, 2, "slurm"));
+        assert_eq!(r.local_world, 1);
+        let r = discover_from(env(&[
+            ("SLURM_PROCID", "6"),
+            ("SLURM_NTASKS", "7"),
+            ("SLURM_NODEID", "3"),
+            ("SLURM_TASKS_PER_NODE", "2(x3),1"),
+        ]))
+        .unwrap();
+        assert_eq!(r.local_world, 1, "the fourth node runs one task");
+        let r = discover_from(env(&[
+            ("OMPI_COMM_WORLD_RANK", "0"),
+            ("OMPI_COMM_WORLD_SIZE", "8"),
+            ("OMPI_COMM_WORLD_LOCAL_SIZE", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(r.local_world, 4);
+        assert_eq!(slurm_tasks_on_node("4(x2)", 1), Some(4));
+        assert_eq!(slurm_tasks_on_node("4(x2)", 2), None);
         assert_eq!(discover_from(env(&[])).unwrap(), RankInfo::single());
     }
 

@@ -28,6 +28,10 @@ pub struct ExperimentConfig {
     /// libtorch intra-op threads (0: all cores).
     #[serde(default)]
     pub threads: usize,
+    /// Ranks sharing a node split `threads` and `data.threads` (0: the node's cores) between
+    /// them, at least one each; false gives every rank the full counts.
+    #[serde(default = "yes")]
+    pub divide_threads: bool,
     /// Run folder (default `runs/<name>`); `--run-dir` overrides.
     #[serde(default)]
     pub run_dir: Option<PathBuf>,

@@ -28,10 +28,11 @@ pub fn evaluate(
     checkpoint: &Path,
     out: Option<&Path>,
 ) -> Result<Evaluated> {
+    let rank = palisade_sharding::discover()?;
+    let cfg = &crate::device::per_rank(cfg, rank.local_world);
     set_threads(cfg.threads);
     run_on_mesh(cfg, |mesh| {
         let kind = stages::kind_of(cfg)?;
-        let rank = palisade_sharding::discover()?;
         let device = parse_device(&cfg.device, rank.local_rank)?;
         let model = kind.load(cfg, checkpoint, device)?;
         let report = model.evaluate(cfg, mesh, None, out)?.ok_or_else(|| {

@@ -80,10 +80,11 @@ pub(crate) fn train_on(
 ) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
     let (rank, world) = (mesh.rank(), mesh.size());
+    let rank_info = palisade_sharding::discover()?;
+    let cfg = &crate::device::per_rank(cfg, rank_info.local_world);
     // From here a preemption signal stops the run after its next step, with a checkpoint.
     let preempt = PreemptGuard::install(&cfg.train.preempt_signals)?;
     let kind = stages::kind_of(cfg)?;
-    let rank_info = palisade_sharding::discover()?;
     let device = parse_device(&cfg.device, rank_info.local_rank)?;
     set_threads(cfg.threads);
     let t = &cfg.train;

@@ -70,6 +70,15 @@ fn forwards_sigterm_to_the_ranks() {
             break;
         }
     }
+    // Ranks sharing the node split its threads, and say so.
+    for r in 0..2 {
+        assert!(
+            seen.iter().any(|l| l.contains(&format!("[rank {r}]"))
+                && l.contains("2 ranks share this node")
+                && l.contains("1 compute + 1 data threads per rank")),
+            "{seen:#?}"
+        );
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
