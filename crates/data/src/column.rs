@@ -141,18 +141,21 @@ impl ImageColumn {
     }
 }
 
+/// Whether `dt` is a binary type (any encoding).
+pub(crate) fn is_binary(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
 /// Whether `dt` holds images: binary, or a Hugging Face `Image` struct with binary `bytes`.
 pub(crate) fn is_image_type(dt: &DataType) -> bool {
     match dt {
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
-        DataType::Struct(fields) => fields.iter().any(|f| {
-            f.name() == "bytes"
-                && matches!(
-                    f.data_type(),
-                    DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-                )
-        }),
-        _ => false,
+        DataType::Struct(fields) => fields
+            .iter()
+            .any(|f| f.name() == "bytes" && is_binary(f.data_type())),
+        _ => is_binary(dt),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, BinaryArray, LargeBinaryArray, RecordBatch};
+use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
@@ -141,16 +141,18 @@ pub fn inspect(
     for info in &infos {
         spec.check_schema(info.schema(), info.path())?;
         let names = crate::shards::column_names(info.schema());
+        // Where a Hugging Face image struct's relative paths start.
+        let dir = info.path().parent().unwrap_or(Path::new("."));
         for (rg, _) in info.row_groups().iter().enumerate() {
             let batch = info.read_row_group(rg, &names)?;
             if report.samples.len() < samples {
                 report
                     .samples
-                    .extend(sample_rows(&batch, samples - report.samples.len()));
+                    .extend(sample_rows(&batch, samples - report.samples.len(), dir));
             }
             let downloaded = downloaded_rows(&batch, &spec);
             report.not_downloaded += downloaded.iter().filter(|d| !**d).count();
-            for bad in bad_rows(&batch, &spec, info.path(), rg, &downloaded) {
+            for bad in bad_rows(&batch, &spec, info.path(), dir, rg, &downloaded) {
                 report.bad_count += 1;
                 if report.bad_rows.len() < max_bad {
                     report.bad_rows.push(bad);
@@ -165,17 +167,6 @@ pub fn inspect(
         });
     }
     Ok(report)
-}
-
-/// Image bytes of `row` in a binary column, if it is one.
-fn bytes_at(array: &dyn Array, row: usize) -> Option<&[u8]> {
-    if let Some(a) = array.as_any().downcast_ref::<BinaryArray>() {
-        return Some(a.value(row));
-    }
-    array
-        .as_any()
-        .downcast_ref::<LargeBinaryArray>()
-        .map(|a| a.value(row))
 }
 
 /// The frames of `row` in a list<binary> column (any list encoding).
@@ -194,7 +185,7 @@ fn downloaded_rows(batch: &RecordBatch, spec: &DataSpec) -> Vec<bool> {
         .map(|row| {
             status
                 .as_ref()
-                .is_none_or(|s| s.get(row).as_deref() == Some("success"))
+                .is_none_or(|s| s.get(row).as_deref() == Some(crate::loader::STATUS_OK))
         })
         .collect()
 }
@@ -203,6 +194,7 @@ fn bad_rows(
     batch: &RecordBatch,
     spec: &DataSpec,
     file: &Path,
+    dir: &Path,
     row_group: usize,
     downloaded: &[bool],
 ) -> Vec<BadRow> {
@@ -219,7 +211,7 @@ fn bad_rows(
             continue;
         };
         let images = (col.name == "image")
-            .then(|| ImageColumn::new(array, file.parent().unwrap_or(Path::new("."))))
+            .then(|| ImageColumn::new(array, dir))
             .flatten();
         for row in (0..batch.num_rows()).filter(|r| downloaded[*r]) {
             if array.is_null(row) {
@@ -269,7 +261,7 @@ fn describe_image(b: &[u8]) -> String {
     }
 }
 
-fn sample_rows(batch: &RecordBatch, n: usize) -> Vec<BTreeMap<String, String>> {
+fn sample_rows(batch: &RecordBatch, n: usize, dir: &Path) -> Vec<BTreeMap<String, String>> {
     let opts = FormatOptions::default().with_null("null");
     (0..batch.num_rows().min(n))
         .map(|row| {
@@ -280,17 +272,11 @@ fn sample_rows(batch: &RecordBatch, n: usize) -> Vec<BTreeMap<String, String>> {
                 .zip(batch.columns())
                 .map(|(f, col)| {
                     let shown = match f.data_type() {
-                        // A Hugging Face image struct: its bytes (or file), decoded.
-                        DataType::Struct(_) if crate::column::is_image_type(f.data_type()) => {
-                            match ImageColumn::new(col, Path::new(".")).map(|c| c.get(row)) {
+                        // Image bytes, or a Hugging Face image struct's bytes (or file).
+                        t if crate::column::is_image_type(t) => {
+                            match ImageColumn::new(col, dir).map(|c| c.get(row)) {
                                 Some(Ok(b)) => describe_image(&b),
-                                _ => "<image struct without bytes>".into(),
-                            }
-                        }
-                        DataType::Binary | DataType::LargeBinary => {
-                            match bytes_at(col.as_ref(), row) {
-                                Some(b) => describe_image(b),
-                                None => "null".into(),
+                                _ => "null".into(),
                             }
                         }
                         DataType::List(f) | DataType::LargeList(f)
@@ -383,6 +369,7 @@ impl InspectReport {
 mod tests {
     use super::*;
     use crate::synth::{write_shapes, write_shapes_tasks, ShapesConfig};
+    use arrow::array::BinaryArray;
 
     #[test]
     fn guesses_specs_summarises_and_finds_bad_images() {

@@ -208,11 +208,17 @@ pub fn resolve(pattern: &str) -> Result<Vec<PathBuf>> {
         require_literal_separator: true,
         ..Default::default()
     };
+    let mut sizes = listed_sizes().lock().expect("listed sizes");
     let mut found: Vec<PathBuf> = listed
         .iter()
         .filter(|m| glob.matches_with(m.location.as_ref(), opts))
-        .map(|m| PathBuf::from(format!("{base}/{}", m.location)))
+        .map(|m| {
+            let url = format!("{base}/{}", m.location);
+            sizes.insert(url.clone(), m.size);
+            PathBuf::from(url)
+        })
         .collect();
+    drop(sizes);
     found.sort();
     if found.is_empty() {
         return Err(DataError::Pattern {
@@ -225,6 +231,12 @@ pub fn resolve(pattern: &str) -> Result<Vec<PathBuf>> {
         });
     }
     Ok(found)
+}
+
+/// Object sizes seen in listings, so opening a listed shard needs no HEAD request of its own.
+fn listed_sizes() -> &'static Mutex<HashMap<String, u64>> {
+    static SIZES: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
+    SIZES.get_or_init(Default::default)
 }
 
 /// Which row group of which file, projected how: the key of a fetch.
@@ -246,19 +258,31 @@ pub(crate) struct RemoteFile {
 }
 
 impl RemoteFile {
-    /// Looks the object up (its size); a missing one is an error naming it.
+    /// The object and its size (from the listing that found it, else a HEAD request); a
+    /// missing one is an error naming it.
     pub(crate) fn open(url: &str) -> Result<RemoteFile> {
         let (_, _, key) = split(url)?;
         let store = store(url)?;
         let location = ObjectPath::from(key);
-        let meta = runtime()
-            .block_on(store.head(&location))
-            .map_err(|e| remote_err(url, e))?;
+        let listed = listed_sizes()
+            .lock()
+            .expect("listed sizes")
+            .get(url)
+            .copied();
+        let size = match listed {
+            Some(size) => size,
+            None => {
+                runtime()
+                    .block_on(store.head(&location))
+                    .map_err(|e| remote_err(url, e))?
+                    .size
+            }
+        };
         Ok(RemoteFile {
             url: url.to_string(),
             store,
             location,
-            size: meta.size,
+            size,
         })
     }
 

@@ -252,6 +252,11 @@ impl ShardInfo {
         self.under_spec_names(batch).map_err(rg_err)
     }
 
+    /// Whether the shard lives in object storage.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// Starts fetching row group `row_group`'s `columns` ahead, for a shard in object storage
     /// (local files need no read-ahead: the page cache does it).
     pub fn prefetch_row_group(&self, row_group: usize, columns: &[&str]) {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub use format::RowFormat;
 pub use frames::DEFAULT_MAX_FRAMES;
 pub use plan::{Cursor, Shuffled, Span};
-pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, STATUS_COLUMN, TEXT_COLUMN};
+pub use source::{FRAMES_COLUMN, ID_COLUMN, IMAGE_COLUMN, STATUS_COLUMN, STATUS_OK, TEXT_COLUMN};
 pub use texts::RowText;
 
 use crate::error::{DataError, Result};

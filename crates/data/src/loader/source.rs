@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 use super::format::{FormatColumns, RowFormat};
 use super::frames::select_frames;
 use super::plan::units_per_rank;
-use crate::column::{is_image_type, ImageColumn, ListColumn, TextColumn};
+use crate::column::{is_binary, is_image_type, ImageColumn, ListColumn, TextColumn};
 use crate::error::{DataError, Result};
 use crate::shards::{ShardIndex, Unit};
 
@@ -21,6 +21,8 @@ pub const TEXT_COLUMN: &str = "text";
 pub const ID_COLUMN: &str = "id";
 /// img2dataset's per-row download status (`success`, `failed_to_download`, …).
 pub const STATUS_COLUMN: &str = "status";
+/// The img2dataset download status of a row that holds its image.
+pub const STATUS_OK: &str = "success";
 /// Column holding a video clip's encoded frames (`list<binary>`, in time order).
 pub const FRAMES_COLUMN: &str = "frames";
 
@@ -231,9 +233,6 @@ pub(crate) struct Source {
     pub status: bool,
 }
 
-/// The img2dataset download status of a row that holds its image.
-const STATUS_OK: &str = "success";
-
 impl Source {
     /// Checks the loader's columns exist with usable types in every shard.
     #[allow(clippy::too_many_arguments)]
@@ -353,13 +352,16 @@ impl Source {
         Ok(self.read(unit, false)?.1)
     }
 
-    /// Starts fetching unit `unit` ahead of its turn (object storage only).
+    /// Starts fetching unit `unit` ahead of its turn (object storage only: local files have
+    /// the page cache, and cost nothing here).
     pub(crate) fn prefetch(&self, unit: usize) {
         let Unit {
             shard, row_group, ..
         } = self.units[unit];
-        let names = self.read_columns(unit, true);
-        self.index.shards()[shard].prefetch_row_group(row_group, &names);
+        let info = &self.index.shards()[shard];
+        if info.is_remote() {
+            info.prefetch_row_group(row_group, &self.read_columns(unit, true));
+        }
     }
 
     /// The format's columns shard `shard` has.
@@ -401,10 +403,9 @@ impl Source {
             rows,
         } = self.units[unit];
         let info = &self.index.shards()[shard];
-        let has_id = info.has_column(ID_COLUMN);
-        let has_status = self.status && info.has_column(STATUS_COLUMN);
         let wanted = self.text_columns(shard);
         let names = self.read_columns(unit, media);
+        let (has_id, has_status) = (names.contains(&ID_COLUMN), names.contains(&STATUS_COLUMN));
         let batch = info.read_row_group(row_group, &names)?;
         let mut texts = UnitTexts {
             shard,
@@ -477,13 +478,6 @@ fn bad_type(name: &str, unit: &UnitTexts, src: &Source) -> DataError {
         row_group: unit.row_group,
         message: format!("column {name:?} decoded with an unusable type"),
     }
-}
-
-fn is_binary(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
-    )
 }
 
 fn is_binary_list(dt: &DataType) -> bool {

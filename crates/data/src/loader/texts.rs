@@ -25,21 +25,22 @@ pub struct RowText {
 }
 
 impl Loader {
-    /// This rank's rows in file order, text columns only (no image is read or decoded), whole
-    /// row groups until at least `limit` rows are read; and how many were skipped as unreadable.
-    pub fn texts(&self, limit: usize) -> Result<(Vec<RowText>, usize)> {
+    /// This rank's readable rows in file order, text columns only (no image is read or
+    /// decoded), whole row groups until at least `limit` rows are read.
+    pub fn texts(&self, limit: usize) -> Result<Vec<RowText>> {
         let s = &self.source;
         let units = plan::rank_units(s.units.len(), s.seed, 0, false, s.rank, s.world);
         let mut rows = Vec::new();
-        let mut skipped = 0;
         for unit in units {
             if rows.len() >= limit {
                 break;
             }
             let cols = s.load_texts(unit)?;
-            for row in 0..cols.rows() {
-                match cols.fields(row) {
-                    Ok(f) => rows.push(RowText {
+            // An unreadable row is skipped, as training skips it.
+            rows.extend(
+                (0..cols.rows())
+                    .filter_map(|row| cols.fields(row).ok())
+                    .map(|f| RowText {
                         id: f.id,
                         text: f.text,
                         target: f.target,
@@ -47,10 +48,8 @@ impl Loader {
                         target_box: f.target_box,
                         labels: s.labels.iter().cloned().zip(f.labels).collect(),
                     }),
-                    Err(_) => skipped += 1,
-                }
-            }
+            );
         }
-        Ok((rows, skipped))
+        Ok(rows)
     }
 }

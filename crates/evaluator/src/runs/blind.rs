@@ -8,9 +8,9 @@ use crate::error::{EvalError, Result};
 use palisade_data::loader::FRAMES_COLUMN;
 use palisade_data::{DataSpec, Loader, LoaderConfig, RowFormat, TextTokenizer};
 use palisade_metrics::blind::{self, Blind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Rows read per training source at most: enough for stable answer counts and mean boxes,
 /// and bounded on a WebLI-sized caption mixture.
@@ -27,6 +27,13 @@ pub fn fit(
     let sources = sources(setup, name, task)?;
     if sources.is_empty() {
         return Ok(None);
+    }
+    // The training text does not change during a run: periodic evaluations reuse the fit.
+    static FITTED: OnceLock<Mutex<HashMap<String, Blind>>> = OnceLock::new();
+    let key = format!("{:?} {sources:?}", task.kind);
+    let fitted = FITTED.get_or_init(Default::default);
+    if let Some(b) = fitted.lock().expect("fitted baselines").get(&key) {
+        return Ok(Some(b.clone()));
     }
     let mut rows = Vec::new();
     for (data, spec, columns, format) in sources {
@@ -58,9 +65,14 @@ pub fn fit(
         };
         let loader =
             Loader::new_task(lc, format, setup.data.target_len.max(1), 0, 1).map_err(at)?;
-        rows.extend(loader.texts(MAX_ROWS).map_err(at)?.0);
+        rows.extend(loader.texts(MAX_ROWS).map_err(at)?);
     }
-    Ok(Some(blind::fit(task.kind, &rows)?))
+    let b = blind::fit(task.kind, &rows)?;
+    fitted
+        .lock()
+        .expect("fitted baselines")
+        .insert(key, b.clone());
+    Ok(Some(b))
 }
 
 /// A training source: shards, spec, column mapping, row format.
