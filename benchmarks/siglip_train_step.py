@@ -12,6 +12,7 @@ import statistics
 import time
 
 import torch
+import torch_device
 from transformers import SiglipConfig, SiglipModel
 
 
@@ -25,34 +26,38 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, fused AdamW)")
     a = ap.parse_args()
+    dev, autocast = torch_device.setup(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     cfg = SiglipConfig.from_json_file(a.config)
-    model = SiglipModel(cfg).train()
+    model = SiglipModel(cfg).to(dev).train()
     with torch.no_grad():
         model.logit_scale.fill_(2.302585)
         model.logit_bias.fill_(-10.0)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embedding" not in n and not n.endswith("probe")]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embedding" not in n and not n.endswith("probe"))]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=a.lr)
+    opt = torch_device.adamw([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], a.lr, dev)
     v, t = cfg.vision_config, cfg.text_config
-    pixels = torch.rand(a.batch, 3, v.image_size, v.image_size) * 2 - 1
-    ids = torch.randint(0, t.vocab_size, (a.batch, t.max_position_embeddings))
+    pixels = torch.rand(a.batch, 3, v.image_size, v.image_size, device=dev) * 2 - 1
+    ids = torch.randint(0, t.vocab_size, (a.batch, t.max_position_embeddings), device=dev)
     times = []
     for i in range(a.warmup + a.steps):
         start = time.perf_counter()
-        out = model(pixel_values=pixels, input_ids=ids, return_loss=True)
+        with autocast():
+            out = model(pixel_values=pixels, input_ids=ids, return_loss=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        torch_device.sync(dev)
         if i >= a.warmup:
             times.append((time.perf_counter() - start) * 1000)
     med = statistics.median(times)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"impl": "pytorch-eager transformers SiglipModel", "torch": torch.__version__, "params": params,
-                      "batch_size": a.batch, "threads": torch.get_num_threads(), "steps": a.steps,
+                      "batch_size": a.batch, "threads": torch.get_num_threads(), "device": str(dev), "steps": a.steps,
                       "ms_per_step_median": med, "ms_per_step_mean": statistics.mean(times),
                       "examples_per_sec": a.batch * 1000 / med}))
 

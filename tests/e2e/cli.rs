@@ -22,10 +22,50 @@ fn every_subcommand_has_help() {
         vec!["report", "--help"],
         vec!["launch", "--help"],
         vec!["data", "inspect", "--help"],
+        vec!["doctor", "--help"],
+        vec!["bench", "pali-train-step", "--help"],
     ] {
         let out = palisade_ok(&cwd, &args);
         assert!(out.contains("Usage: palisade"), "{args:?}: {out}");
     }
+}
+
+#[test]
+fn doctor_names_the_pytorch_it_was_built_for_and_runs_on() {
+    let cwd = std::env::temp_dir();
+    let out = palisade_ok(&cwd, &["doctor", "--json"]);
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let built = d["built_for_torch"].as_str().unwrap_or_default();
+    let found = d["libtorch_version"].as_str().unwrap_or_default();
+    assert!(built.starts_with("2."), "{d}");
+    // The start-up check lets a binary run only on its own PyTorch release.
+    assert_eq!(
+        built.rsplit_once('.').unwrap().0,
+        found.rsplit_once('.').unwrap().0,
+        "{d}"
+    );
+    assert!(d["libtorch_dir"].as_str().unwrap().ends_with("/lib"), "{d}");
+    // NCCL loads from the wheel, or the error names the candidates it tried.
+    match d["nccl_version"].as_str() {
+        Some(v) => assert!(v.starts_with("2."), "{d}"),
+        None => assert!(
+            d["nccl_error"].as_str().unwrap().contains("libnccl.so.2"),
+            "{d}"
+        ),
+    }
+    // A PALISADE_NCCL_LIB that does not exist is named, not replaced by the wheel's.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["doctor"])
+        .env("PALISADE_NCCL_LIB", "/nonexistent/libnccl.so.2")
+        .output()
+        .unwrap();
+    let text = text(&out);
+    assert!(
+        out.status.success()
+            && text.contains("not loaded")
+            && text.contains("/nonexistent/libnccl.so.2"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod cmd_bench;
 mod cmd_data;
+mod cmd_doctor;
 mod cmd_eval;
 mod cmd_export;
 mod cmd_forward;
@@ -63,6 +64,8 @@ enum Command {
     Bench(cmd_bench::Command),
     /// Write (and with --run local, train) one run per combination of varied config keys.
     Sweep(cmd_sweep::Args),
+    /// Print what this binary runs on: its PyTorch, libtorch, CUDA devices and NCCL.
+    Doctor(cmd_doctor::Args),
     /// Start this node's ranks of a multi-process job: `launch --nproc-per-node N -- train CONFIG`.
     Launch(cmd_launch::Args),
 }
@@ -76,7 +79,8 @@ fn main() {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let result = match cli.command {
+    // A libtorch of another PyTorch release would crash later inside libtorch: stop now.
+    let result = cmd_doctor::check_libtorch().and_then(|()| match cli.command {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Data(c) => cmd_data::run(c),
@@ -91,7 +95,8 @@ fn main() {
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
         Command::Sweep(a) => cmd_sweep::run(a),
-    };
+        Command::Doctor(a) => cmd_doctor::run(a),
+    });
     if let Err(e) = result {
         eprintln!("error: {}", message(&e));
         std::process::exit(1);

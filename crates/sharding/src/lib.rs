@@ -13,6 +13,7 @@ pub mod error;
 pub mod group;
 pub mod init;
 pub mod launch;
+pub mod libtorch;
 pub mod mpi_group;
 #[doc(hidden)]
 pub mod mpi_harness;

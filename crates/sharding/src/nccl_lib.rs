@@ -52,22 +52,14 @@ pub struct NcclLib {
 unsafe impl Send for NcclLib {}
 unsafe impl Sync for NcclLib {}
 
-/// Where libtorch was loaded from (its folder), read from this process's memory map.
-fn libtorch_dir() -> Option<PathBuf> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.ends_with("/libtorch_cpu.so"))
-        .and_then(|p| PathBuf::from(p).parent().map(PathBuf::from))
-}
-
-/// Candidate libraries, most specific first.
+/// Candidate libraries, most specific first: only `PALISADE_NCCL_LIB` when it is set (a library
+/// asked for by name is not silently replaced by another), else the wheel's, else the system's.
 pub fn candidates() -> Vec<PathBuf> {
-    let mut out = Vec::new();
     if let Ok(p) = std::env::var(NCCL_LIB_ENV) {
-        out.push(PathBuf::from(p));
+        return vec![PathBuf::from(p)];
     }
-    if let Some(torch_lib) = libtorch_dir() {
+    let mut out = Vec::new();
+    if let Some(torch_lib) = crate::libtorch::loaded_dir() {
         // site-packages/torch/lib → site-packages/nvidia/nccl/lib
         if let Some(site) = torch_lib.parent().and_then(|t| t.parent()) {
             out.push(site.join("nvidia/nccl/lib/libnccl.so.2"));
@@ -75,6 +67,11 @@ pub fn candidates() -> Vec<PathBuf> {
     }
     out.push(PathBuf::from("libnccl.so.2"));
     out
+}
+
+/// `22703` → `2.27.3`: NCCL (since 2.9) codes its version as major·10000 + minor·100 + patch.
+pub fn version_text(code: c_int) -> String {
+    format!("{}.{}.{}", code / 10000, code / 100 % 100, code % 100)
 }
 
 /// Looks `name` up in `handle` as a function pointer of type `F`.
@@ -203,6 +200,12 @@ mod tests {
             err.contains("all_reduce") && err.contains("NCCL error 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn version_codes_read_as_versions() {
+        assert_eq!(version_text(22703), "2.27.3");
+        assert_eq!(version_text(21805), "2.18.5");
     }
 
     #[test]

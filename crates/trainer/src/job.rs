@@ -15,6 +15,13 @@ pub fn run_on_mesh<T>(cfg: &ExperimentConfig, work: impl FnOnce(&Mesh) -> Result
 /// As [`run_on_mesh`], for work whose configuration hashes to `hash` (a whole recipe).
 pub fn run_on_mesh_for<T>(hash: &str, work: impl FnOnce(&Mesh) -> Result<T>) -> Result<T> {
     let group = palisade_sharding::init(palisade_sharding::backend_from_env()?)?;
+    if group.world_size() > 1 && group.rank() == 0 {
+        tracing::info!(
+            "{} ranks over the {} backend",
+            group.world_size(),
+            group.backend()
+        );
+    }
     let mesh = Mesh::new(group);
     let result = palisade_sharding::check_same_config(mesh.world(), hash)
         .map_err(TrainerError::from)

@@ -40,6 +40,8 @@ fn pali_type() -> String {
 pub const PRESETS: &[(&str, &str, usize, &str)] = &[
     ("mu", "mu", 32, "mu"),
     ("tiny", "tiny", 64, "tiny"),
+    // A mid-sized PaLI for benchmarks: ViT-B/16 at 224 px and T5 v1.1 base.
+    ("base", "B/16", 224, "t5-v1_1-base"),
     // PaLI-3 (Chen et al. 2023): SigLIP ViT-G/14 and a 3B UL2 encoder-decoder; stage 1 at 224 px.
     ("pali3", "G/14", 224, "ul2-3b"),
 ];

@@ -7,7 +7,7 @@ use crate::error::Result;
 use palisade_model::decoding::{generate, GenerateConfig, Strategy};
 use palisade_model::t5::{T5Config, T5Model};
 use serde::Serialize;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// One measured generation setting.
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +59,9 @@ pub struct DecodeShape {
     /// libtorch threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// `cpu` or `cuda[:N]` (bf16 autocast on CUDA).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Also write the model's transformers config.json (for the PyTorch baseline).
     #[arg(long)]
     pub model_config_out: Option<std::path::PathBuf>,
@@ -71,17 +74,18 @@ pub fn decode(shape: &DecodeShape) -> Result<Vec<DecodeBench>> {
         cfg.save(out)?;
     }
     crate::device::set_threads(shape.threads);
+    let device = crate::device::parse_device(&shape.device, 0)?;
     cfg.eos_token_id = -1; // never produced: every call generates exactly `new_tokens`
     tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
+    let vs = nn::VarStore::new(device);
     let lm = T5Model::new(vs.root(), &cfg);
     let embeds = Tensor::randn(
         [shape.batch as i64, shape.enc_len as i64, cfg.d_model as i64],
-        (Kind::Float, Device::Cpu),
+        (Kind::Float, device),
     );
     let mask = Tensor::ones(
         [shape.batch as i64, shape.enc_len as i64],
-        (Kind::Int64, Device::Cpu),
+        (Kind::Int64, device),
     );
     let mut out = Vec::new();
     for (name, strategy) in [
@@ -101,8 +105,12 @@ pub fn decode(shape: &DecodeShape) -> Result<Vec<DecodeBench>> {
                 use_cache,
             };
             let (ms, _) = timing::median_mean_ms(1, shape.repeats, || {
-                let enc = tch::no_grad(|| lm.encode(&embeds, &mask));
-                generate(&lm, &enc, &mask, &gc)?;
+                palisade_model::autocast::bf16(device.is_cuda(), || -> Result<()> {
+                    let enc = tch::no_grad(|| lm.encode(&embeds, &mask));
+                    generate(&lm, &enc, &mask, &gc)?;
+                    Ok(())
+                })?;
+                timing::sync(device);
                 Ok(())
             })?;
             let seconds = ms / 1000.0;

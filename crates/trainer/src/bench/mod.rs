@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod decode;
+pub mod flops;
 mod timing;
 
 use crate::config::ExperimentConfig;
@@ -34,6 +35,10 @@ pub struct StepBench {
     pub ms_per_step_mean: f64,
     /// Examples per second at the median.
     pub examples_per_sec: f64,
+    /// Model FLOPs of one step (matrix products, forward and backward; see `flops`).
+    pub flops_per_step: f64,
+    /// Where it ran (`cpu`, `cuda:0`); CUDA steps run under bf16 autocast.
+    pub device: String,
 }
 
 impl StepBench {
@@ -42,8 +47,8 @@ impl StepBench {
         vs: &tch::nn::VarStore,
         batch_size: usize,
         steps: usize,
-        median: f64,
-        mean: f64,
+        (median, mean): (f64, f64),
+        flops_per_step: f64,
     ) -> StepBench {
         StepBench {
             params: weights::trainable(vs)
@@ -56,6 +61,8 @@ impl StepBench {
             ms_per_step_median: median,
             ms_per_step_mean: mean,
             examples_per_sec: batch_size as f64 * 1000.0 / median,
+            flops_per_step,
+            device: format!("{:?}", vs.device()).to_lowercase(),
         }
     }
 }
@@ -64,13 +71,15 @@ impl StepBench {
     /// One line for people: time per step, throughput, sizes.
     pub fn summary(&self) -> String {
         format!(
-            "{:.2} ms/step (median of {}), {:.1} examples/s, batch {}, {} trainable params, {} threads",
+            "{:.2} ms/step (median of {}), {:.1} examples/s, {:.3} TFLOP/s, batch {}, {} trainable params, {} on {}",
             self.ms_per_step_median,
             self.steps,
             self.examples_per_sec,
+            self.flops_per_step / self.ms_per_step_median / 1e9,
             self.batch_size,
             self.params,
-            self.threads
+            threads_or_gpu(&self.device, self.threads),
+            self.device
         )
     }
 }
@@ -117,18 +126,23 @@ pub fn train_step(
         [b, l],
         (Kind::Int64, device),
     );
-    let (median, mean) = timing::median_mean_ms(warmup, steps, || {
+    let timing = timing::median_mean_ms(warmup, steps, || {
         let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
         loss.backward();
         opt.clip_grad_norm(t.grad_clip);
         opt.step(t.lr);
         opt.zero_grad();
-        if device.is_cuda() {
-            tch::Cuda::synchronize(0);
-        }
+        timing::sync(device);
         Ok(())
     })?;
-    Ok(StepBench::new(&model.vs, t.batch_size, steps, median, mean))
+    let flops = flops::siglip_step(&mcfg, t.batch_size);
+    Ok(StepBench::new(
+        &model.vs,
+        t.batch_size,
+        steps,
+        timing,
+        flops,
+    ))
 }
 
 /// A PaLI train-step benchmark (`bench pali-train-step`): the model, the step's sizes, timing.
@@ -164,6 +178,9 @@ pub struct PaliStepBench {
     /// libtorch threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// `cpu` or `cuda[:N]` (bf16 autocast on CUDA).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Also write the model's config.json (for the PyTorch baseline).
     #[arg(long)]
     pub model_config_out: Option<std::path::PathBuf>,
@@ -182,8 +199,9 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
     let (steps, warmup) = (shape.steps, shape.warmup);
     let cfg = &cfg;
     set_threads(shape.threads);
+    let device = parse_device(&shape.device, 0)?;
     tch::manual_seed(0);
-    let model = palisade_model::pali::PaliModel::new(cfg, tch::Device::Cpu)?;
+    let model = palisade_model::pali::PaliModel::new(cfg, device)?;
     model.freeze_vision(!shape.train_vision);
     let mut opt = AdamW::new(
         weights::trainable(&model.vs),
@@ -194,28 +212,48 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         },
     );
     let (b, s) = (shape.batch as i64, cfg.vision_config.image_size as i64);
-    let dev = (Kind::Float, tch::Device::Cpu);
+    let dev = (Kind::Float, device);
     let pixels = Tensor::rand([b, 3, s, s], dev) * 2.0 - 1.0;
     let vocab = cfg.text_config.vocab_size as i64;
     let ids = Tensor::randint_low(
         2,
         vocab,
         [b, shape.prompt_len as i64],
-        (Kind::Int64, tch::Device::Cpu),
+        (Kind::Int64, device),
     );
     let mask = ids.ones_like();
     let labels = Tensor::randint_low(
         2,
         vocab,
         [b, shape.target_len as i64],
-        (Kind::Int64, tch::Device::Cpu),
+        (Kind::Int64, device),
     );
-    let (median, mean) = timing::median_mean_ms(warmup, steps, || {
-        model.loss(&pixels, &ids, &mask, &labels, 0.0)?.backward();
+    let timing = timing::median_mean_ms(warmup, steps, || {
+        palisade_model::autocast::bf16(device.is_cuda(), || {
+            model.loss(&pixels, &ids, &mask, &labels, 0.0)
+        })?
+        .backward();
         opt.clip_grad_norm(1.0);
         opt.step(1e-4);
         opt.zero_grad();
+        timing::sync(device);
         Ok(())
     })?;
-    Ok(StepBench::new(&model.vs, shape.batch, steps, median, mean))
+    let flops = flops::pali_step(
+        cfg,
+        shape.batch,
+        shape.prompt_len,
+        shape.target_len,
+        shape.train_vision,
+    );
+    Ok(StepBench::new(&model.vs, shape.batch, steps, timing, flops))
+}
+
+/// `N threads`, or nothing about threads on a GPU (they only launch kernels there).
+fn threads_or_gpu(device: &str, threads: i32) -> String {
+    if device.starts_with("cuda") {
+        "GPU".into()
+    } else {
+        format!("{threads} threads")
+    }
 }

@@ -25,6 +25,13 @@ pub fn median_mean_ms(
     ))
 }
 
+/// Waits for `device`'s queued kernels, so that a timed call ends when its work does.
+pub fn sync(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
