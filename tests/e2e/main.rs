@@ -2,7 +2,9 @@
 //! exact resume, clear errors on bad input, and reports rendered by headless Chromium. One test
 //! binary keeps link time down.
 
+mod accumulation;
 mod bad_input;
+mod bundle;
 mod cli;
 mod common;
 mod distributed;

@@ -309,7 +309,7 @@ fn a_stage0_siglip_checkpoint_initialises_the_vit_at_a_new_resolution() {
 }
 
 /// A tiny PaLI experiment over the synthetic task mixture, data in `d`.
-fn pali_config(d: &Path) -> std::path::PathBuf {
+pub(crate) fn pali_config(d: &Path) -> std::path::PathBuf {
     let demo = repo().join("configs/demo/pali_shapes.yaml");
     let x = d.display();
     let yaml = format!(

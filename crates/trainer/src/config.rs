@@ -99,6 +99,10 @@ pub struct TrainSection {
     /// Global gradient-norm clip (0: off).
     #[serde(default = "default_clip")]
     pub grad_clip: f64,
+    /// Micro-batches per rank per step: each rank's share of the batch is computed in this
+    /// many pieces whose gradients sum to the whole share's (SigLIP's exactly, GradCache-style).
+    #[serde(default = "default_accum")]
+    pub accum_steps: usize,
     /// Log metrics every N steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
@@ -150,6 +154,9 @@ fn default_eps() -> f64 {
 fn default_clip() -> f64 {
     1.0
 }
+fn default_accum() -> usize {
+    1
+}
 fn default_log_every() -> u64 {
     10
 }
@@ -185,6 +192,9 @@ impl ExperimentConfig {
         }
         if t.steps == 0 {
             return Err("key train.steps: must be positive".into());
+        }
+        if t.accum_steps == 0 {
+            return Err("key train.accum_steps: must be at least 1".into());
         }
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!(

@@ -3,6 +3,7 @@
 //! loop, checkpoint evaluation, checkpoints, metric writers (TensorBoard, JSON lines), model
 //! folders made by commands, and the benchmarks.
 
+pub mod accumulate;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

@@ -94,6 +94,14 @@ pub(crate) fn train_on(
             t.batch_size
         )));
     }
+    let per_rank = t.batch_size / world;
+    if !per_rank.is_multiple_of(t.accum_steps) {
+        return Err(TrainerError::Config(format!(
+            "key train.accum_steps: {} does not divide the {per_rank} examples per rank \
+             (train.batch_size {} over {world} ranks)",
+            t.accum_steps, t.batch_size
+        )));
+    }
     let run = RunFolder::new(cfg.resolve_run_dir(opts.run_dir.as_deref()));
     let ckpt_root = run.checkpoints();
     // One writer per run folder, for the run's life: rank 0 holds the lock.
@@ -152,7 +160,6 @@ pub(crate) fn train_on(
         timescale: t.timescale,
         cooldown: t.cooldown_steps,
     };
-    let per_rank = t.batch_size / world;
     let share = RankShare {
         batch_size: per_rank,
         rank,
@@ -196,10 +203,11 @@ pub(crate) fn train_on(
         let batch = loader.next_batch(per_rank)?;
         window.2 += waited.elapsed().as_secs_f64();
         skipped_total += batch.skipped;
-        let loss = model.loss(&batch, mesh)?;
+        // Gradients of this rank's share, in train.accum_steps micro-batches.
+        let loss = model.backward(&batch, mesh, t.accum_steps)?;
         // The preemption flag rides with the loss, so every rank stops after the same step.
         let signal = preempt.received().unwrap_or(0) as f64;
-        let [mean_loss, any_signal] = global_means(mesh, [loss.double_value(&[]), signal])?;
+        let [mean_loss, any_signal] = global_means(mesh, [loss, signal])?;
         last_loss = mean_loss;
         let preempted = any_signal > 0.0;
         if !last_loss.is_finite() {
@@ -208,7 +216,6 @@ pub(crate) fn train_on(
                 msg: format!("loss is {last_loss}; checkpoints so far are intact"),
             });
         }
-        loss.backward();
         dp.average_gradients(mesh, step)?;
         let grad_norm = opt.clip_grad_norm(t.grad_clip);
         let lr = sched.lr(step);

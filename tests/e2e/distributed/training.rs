@@ -128,11 +128,18 @@ fn two_and_four_ranks_match_one_process() {
         &["--stop-at-step", "3"],
     );
     on_ranks("mpirun", 2, &run_dir("resharded", 2), &["--resume"]);
+    // Exact accumulation with the ring loss across ranks: 2 ranks × 2 micro-batches of 4.
+    on_ranks(
+        "mpirun",
+        2,
+        &run_dir("accum", 2),
+        &["--set", "train.accum_steps=2"],
+    );
 
     let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
     let want_loss = losses(&one);
     assert_eq!(want_loss.len(), 6);
-    for (how, w) in runs.into_iter().chain([("resharded", 2)]) {
+    for (how, w) in runs.into_iter().chain([("resharded", 2), ("accum", 2)]) {
         let run = run_dir(how, w);
         let ckpt = last_checkpoint(&run);
         assert_eq!(ckpt, run.join("checkpoints/step-00000006"));

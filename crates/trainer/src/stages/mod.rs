@@ -13,7 +13,7 @@ use crate::parallel::Mesh;
 use palisade_data::{Batch, RankShare, TrainSource};
 use palisade_evaluator::EvalReport;
 use std::path::Path;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device};
 
 /// Every stage kind, by name.
 const REGISTRY: &[&dyn StageKind] = &[&siglip::Siglip, &pali::Pali];
@@ -77,9 +77,10 @@ pub trait StageModel {
         cfg: &ExperimentConfig,
         share: RankShare,
     ) -> Result<Box<dyn TrainSource>>;
-    /// This rank's loss on its batch (under bf16 autocast on CUDA); the mean over ranks is the
-    /// global batch's loss.
-    fn loss(&self, batch: &Batch, mesh: &Mesh) -> Result<Tensor>;
+    /// Accumulates into the variables' gradients those of this rank's loss on `batch` (under
+    /// bf16 autocast on CUDA), computed in `micro` equal micro-batches and equal to one pass's;
+    /// returns the loss, whose mean over ranks is the global batch's.
+    fn backward(&self, batch: &Batch, mesh: &Mesh, micro: usize) -> Result<f64>;
     /// Scalars to log beside the loss (SigLIP's temperature and bias).
     fn scalars(&self) -> Vec<(String, f64)>;
     /// Writes the model folder's files into `dir`.

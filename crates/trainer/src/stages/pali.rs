@@ -3,6 +3,7 @@
 //! weighted task mixture with token cross-entropy, evaluated on `eval.tasks`.
 
 use super::{eval_setup, StageKind, StageModel};
+use crate::accumulate::{backward_item_mean, slice};
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainerError};
 use crate::parallel::Mesh;
@@ -18,7 +19,7 @@ use palisade_model::weights;
 use palisade_model::SiglipVisionConfig;
 use std::path::Path;
 use std::sync::Arc;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// The PaLI stage kind.
 pub struct Pali;
@@ -195,13 +196,30 @@ impl StageModel for PaliStage {
         Ok(Box::new(Prefetch::new(mixture, cfg.data.prefetch)))
     }
 
-    fn loss(&self, batch: &Batch, _mesh: &Mesh) -> Result<Tensor> {
+    fn backward(&self, batch: &Batch, _mesh: &Mesh, micro: usize) -> Result<f64> {
         let device = self.model.vs.device();
         let x = PaliInputs::new(batch, self.tok.pad_id(), device);
-        Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
-            self.model
-                .loss(&x.pixels, &x.ids, &x.mask, &x.labels, self.label_smoothing)
-        })?)
+        // The loss is a mean over target tokens: each micro-batch counts by its tokens.
+        let counts: Vec<f64> = (0..micro)
+            .map(|k| {
+                slice(&x.labels, k, micro)
+                    .ne(-100)
+                    .sum(Kind::Float)
+                    .double_value(&[])
+            })
+            .collect();
+        backward_item_mean(&counts, |k| {
+            let part = |t: &Tensor| slice(t, k, micro);
+            Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
+                self.model.loss(
+                    &part(&x.pixels),
+                    &part(&x.ids),
+                    &part(&x.mask),
+                    &part(&x.labels),
+                    self.label_smoothing,
+                )
+            })?)
+        })
     }
 
     fn scalars(&self) -> Vec<(String, f64)> {

@@ -2,6 +2,7 @@
 //! evaluated by retrieval and zero-shot classification on `data.eval`.
 
 use super::{eval_setup, StageKind, StageModel};
+use crate::accumulate::{backward_embedding_loss, slice};
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainerError};
 use crate::parallel::{self, Mesh};
@@ -161,20 +162,25 @@ impl StageModel for SiglipStage {
         Ok(Box::new(Prefetch::new(loader, cfg.data.prefetch)))
     }
 
-    fn loss(&self, batch: &Batch, mesh: &Mesh) -> Result<Tensor> {
+    fn backward(&self, batch: &Batch, mesh: &Mesh, micro: usize) -> Result<f64> {
         let m = &self.model;
         let device = m.vs.device();
         let (pixels, ids) = pixels_and_ids(batch, device);
-        let (zimg, ztxt) = palisade_model::autocast::bf16(device.is_cuda(), || {
-            Ok::<_, palisade_model::ModelError>((m.embed_images(&pixels)?, m.embed_texts(&ids)?))
-        })?;
-        Ok(parallel::sigmoid_loss(
-            mesh,
-            &zimg,
-            &ztxt,
-            &m.logit_scale,
-            &m.logit_bias,
-        )?)
+        let embed = |k: usize| -> Result<(Tensor, Tensor)> {
+            let (p, i) = (slice(&pixels, k, micro), slice(&ids, k, micro));
+            Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
+                Ok::<_, palisade_model::ModelError>((m.embed_images(&p)?, m.embed_texts(&i)?))
+            })?)
+        };
+        backward_embedding_loss(micro, embed, |zimg, ztxt| {
+            Ok(parallel::sigmoid_loss(
+                mesh,
+                zimg,
+                ztxt,
+                &m.logit_scale,
+                &m.logit_bias,
+            )?)
+        })
     }
 
     fn scalars(&self) -> Vec<(String, f64)> {
