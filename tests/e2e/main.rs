@@ -2,7 +2,6 @@
 //! exact resume, clear errors on bad input, and reports rendered by headless Chromium. One test
 //! binary keeps link time down.
 
-mod accumulation;
 mod bad_input;
 mod bundle;
 mod cli;
@@ -16,6 +15,7 @@ mod recipe;
 mod reliability;
 mod report;
 mod score;
+mod step_plan;
 mod sweep;
 mod training;
 mod user_data;

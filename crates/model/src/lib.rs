@@ -13,6 +13,7 @@ pub mod error;
 pub mod folder;
 pub mod forward;
 pub mod pali;
+pub mod remat;
 pub mod section;
 pub mod siglip;
 pub mod t5;

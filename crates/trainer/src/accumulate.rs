@@ -9,7 +9,30 @@
 //! with a graph and that gradient pushed through the towers. The price: towers run forward twice.
 
 use crate::error::Result;
+use palisade_model::remat;
 use tch::{Kind, Tensor};
+
+/// How a step computes its gradients.
+#[derive(Debug, Clone, Copy)]
+pub struct StepPlan {
+    /// Micro-batches per rank (`train.accum_steps`).
+    pub micro: usize,
+    /// Blocks per checkpointed segment (`train.remat`; 0: none).
+    pub remat: usize,
+}
+
+/// Runs `forward`, then `backward` on its value when it succeeded, under remat of `every`.
+pub fn with_remat<T>(
+    every: usize,
+    forward: impl FnOnce() -> Result<T>,
+    backward: impl FnOnce(&T),
+) -> Result<T> {
+    remat::scope(every, forward, |r| {
+        if let Ok(v) = r {
+            backward(v)
+        }
+    })
+}
 
 /// The `k`-th of `n` equal slices of `t` along its first dimension.
 pub fn slice(t: &Tensor, k: usize, n: usize) -> Tensor {
@@ -21,6 +44,7 @@ pub fn slice(t: &Tensor, k: usize, n: usize) -> Tensor {
 /// micro-batch `k`, whose mean loss `loss(k)` gives. Returns the whole share's mean.
 pub fn backward_item_mean(
     counts: &[f64],
+    remat: usize,
     mut loss: impl FnMut(usize) -> Result<Tensor>,
 ) -> Result<f64> {
     let total: f64 = counts.iter().sum();
@@ -36,8 +60,7 @@ pub fn backward_item_mean(
         } else {
             1.0 / counts.len() as f64
         };
-        let l = loss(k)?;
-        (&l * w).backward();
+        let l = with_remat(remat, || loss(k), |l| (l * w).backward())?;
         value += w * l.double_value(&[]);
     }
     Ok(value)
@@ -47,14 +70,14 @@ pub fn backward_item_mean(
 /// `embed(k)` gives micro-batch `k`'s image and text embeddings (with a graph where gradients
 /// are on), `loss` the loss of all of them. Returns the loss.
 pub fn backward_embedding_loss(
-    n: usize,
+    plan: StepPlan,
     embed: impl Fn(usize) -> Result<(Tensor, Tensor)>,
     loss: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<f64> {
+    let n = plan.micro;
     if n == 1 {
-        let (zimg, ztxt) = embed(0)?;
-        let l = loss(&zimg, &ztxt)?;
-        l.backward();
+        let forward = || embed(0).and_then(|(zimg, ztxt)| loss(&zimg, &ztxt));
+        let l = with_remat(plan.remat, forward, |l| l.backward())?;
         return Ok(l.double_value(&[]));
     }
     let cached = tch::no_grad(|| (0..n).map(&embed).collect::<Result<Vec<_>>>())?;
@@ -67,16 +90,18 @@ pub fn backward_embedding_loss(
     l.backward();
     let (g_img, g_txt) = (zimg.grad(), ztxt.grad());
     for k in 0..n {
-        let (a, b) = embed(k)?;
         // Σ z·g has gradient g with respect to z: the towers receive exactly their share.
-        let pushed = [(a, &g_img), (b, &g_txt)]
-            .into_iter()
-            .filter(|(z, _)| z.requires_grad())
-            .map(|(z, g)| (&z * slice(g, k, n).to_kind(z.kind())).sum(Kind::Float))
-            .reduce(|x, y| x + y);
-        if let Some(s) = pushed {
-            s.backward();
-        }
+        let push = |(a, b): &(Tensor, Tensor)| {
+            let pushed = [(a, &g_img), (b, &g_txt)]
+                .into_iter()
+                .filter(|(z, _)| z.requires_grad())
+                .map(|(z, g)| (z * slice(g, k, n).to_kind(z.kind())).sum(Kind::Float))
+                .reduce(|x, y| x + y);
+            if let Some(s) = pushed {
+                s.backward();
+            }
+        };
+        let _ = with_remat(plan.remat, || embed(k), push)?;
     }
     Ok(l.double_value(&[]))
 }
@@ -120,6 +145,7 @@ mod tests {
         };
         let whole = backward_item_mean(
             &[labels.ne(-100).sum(Kind::Float).double_value(&[])],
+            0,
             |_| loss_of(&x, &labels),
         )
         .unwrap();
@@ -138,7 +164,7 @@ mod tests {
             .collect();
         // Uneven (6, 3, 7, 5 tokens): a plain average of micro-batch means would be wrong.
         assert!(counts.iter().any(|&c| c != counts[0]), "{counts:?}");
-        let split = backward_item_mean(&counts, |k| {
+        let split = backward_item_mean(&counts, 0, |k| {
             loss_of(&slice(&x, k, n), &slice(&labels, k, n))
         })
         .unwrap();
@@ -171,7 +197,8 @@ mod tests {
                     norm(txt.forward(&slice(&xt, k, n))),
                 ))
             };
-            let loss = backward_embedding_loss(n, embed, |a, b| {
+            let plan = StepPlan { micro: n, remat: 0 };
+            let loss = backward_embedding_loss(plan, embed, |a, b| {
                 Ok(palisade_model::sigmoid_loss(a, b, &scale, &bias))
             })
             .unwrap();

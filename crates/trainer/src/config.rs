@@ -103,6 +103,10 @@ pub struct TrainSection {
     /// many pieces whose gradients sum to the whole share's (SigLIP's exactly, GradCache-style).
     #[serde(default = "default_accum")]
     pub accum_steps: usize,
+    /// Activation checkpointing of the transformer blocks: `none`, `blocks` (each block) or
+    /// `every_N` (segments of N blocks); gradients are unchanged, block activations recomputed.
+    #[serde(default = "default_remat")]
+    pub remat: String,
     /// Log metrics every N steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
@@ -157,6 +161,24 @@ fn default_clip() -> f64 {
 fn default_accum() -> usize {
     1
 }
+fn default_remat() -> String {
+    "none".into()
+}
+
+/// Blocks per checkpointed segment for a `train.remat` value (0: no remat).
+pub fn remat_blocks(value: &str) -> std::result::Result<usize, String> {
+    let n = match value {
+        "none" => Some(0),
+        "blocks" => Some(1),
+        v => v
+            .strip_prefix("every_")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n >= 1),
+    };
+    n.ok_or_else(|| {
+        format!("key train.remat: {value:?} is not none, blocks or every_N (N a positive integer)")
+    })
+}
 fn default_log_every() -> u64 {
     10
 }
@@ -196,6 +218,7 @@ impl ExperimentConfig {
         if t.accum_steps == 0 {
             return Err("key train.accum_steps: must be at least 1".into());
         }
+        remat_blocks(&t.remat)?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!(
                 "key train.lr: {} is not a positive learning rate",

@@ -2,6 +2,7 @@
 //! checkpoint, evaluate. What differs between stage kinds comes from the stage registry
 //! (`stages/`), how the job spans ranks from the parallelism layer (`parallel/`).
 
+use crate::accumulate::StepPlan;
 use crate::checkpoint::{self, Keep, TrainState, EXPERIMENT_FILE, OPTIMIZER_FILE};
 use crate::config::ExperimentConfig;
 use crate::device::{parse_device, set_threads};
@@ -102,6 +103,10 @@ pub(crate) fn train_on(
             t.accum_steps, t.batch_size
         )));
     }
+    let plan = StepPlan {
+        micro: t.accum_steps,
+        remat: crate::config::remat_blocks(&t.remat).map_err(TrainerError::Config)?,
+    };
     let run = RunFolder::new(cfg.resolve_run_dir(opts.run_dir.as_deref()));
     let ckpt_root = run.checkpoints();
     // One writer per run folder, for the run's life: rank 0 holds the lock.
@@ -203,8 +208,9 @@ pub(crate) fn train_on(
         let batch = loader.next_batch(per_rank)?;
         window.2 += waited.elapsed().as_secs_f64();
         skipped_total += batch.skipped;
-        // Gradients of this rank's share, in train.accum_steps micro-batches.
-        let loss = model.backward(&batch, mesh, t.accum_steps)?;
+        // Gradients of this rank's share: train.accum_steps micro-batches, blocks checkpointed
+        // per train.remat.
+        let loss = model.backward(&batch, mesh, plan)?;
         // The preemption flag rides with the loss, so every rank stops after the same step.
         let signal = preempt.received().unwrap_or(0) as f64;
         let [mean_loss, any_signal] = global_means(mesh, [loss, signal])?;

@@ -148,10 +148,17 @@ impl Encoder {
         }
     }
 
-    /// Applies every block in order.
+    /// Applies every block in order, as checkpointed segments inside a remat scope.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        self.layers
-            .iter()
-            .fold(x.shallow_clone(), |h, l| l.forward(&h, mask))
+        let mut h = x.shallow_clone();
+        for chunk in self.layers.chunks(crate::remat::segment_len()) {
+            let mask = mask.map(Tensor::shallow_clone);
+            h = crate::remat::segment(chunk, &h, move |chunk, h| {
+                chunk
+                    .iter()
+                    .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))
+            });
+        }
+        h
     }
 }

@@ -3,6 +3,7 @@
 use super::attention::{causal_bias, padding_bias, AttentionDims, T5Attention};
 use super::config::T5Config;
 use super::layers::{FeedForward, RmsNorm};
+use crate::remat;
 use tch::nn;
 use tch::Tensor;
 
@@ -62,29 +63,49 @@ impl Encoder {
         }
     }
 
-    /// Encodes embeddings `x` [B, T, D] under a 0/1 `mask` [B, T].
+    /// Encodes embeddings `x` [B, T, D] under a 0/1 `mask` [B, T]; blocks run as checkpointed
+    /// segments inside a remat scope.
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Tensor {
         let t = x.size()[1];
         let pad = padding_bias(mask);
         // Block 0's bias serves every block that has none of its own (all but umT5's).
-        let shared = self.blocks[0]
-            .attn
-            .position_bias(t, t, 0, x.device())
-            .expect("block 0 owns the position bias")
-            + &pad;
+        let shared = remat::shared(
+            &(self.blocks[0]
+                .attn
+                .position_bias(t, t, 0, x.device())
+                .expect("block 0 owns the position bias")
+                + &pad),
+        );
+        let n = remat::segment_len();
         let mut h = x.shallow_clone();
-        for (i, b) in self.blocks.iter().enumerate() {
-            let own = (i > 0)
-                .then(|| b.attn.position_bias(t, t, 0, x.device()))
-                .flatten()
-                .map(|p| p + &pad);
-            let bias = own.as_ref().unwrap_or(&shared);
-            let n = h.apply(&b.attn_norm);
-            let (k, v) = b.attn.keys_values(&n);
-            h = &h + b.attn.attend(&n, &k, &v, bias);
-            h = &h + h.apply(&b.ff_norm).apply(&b.ff);
+        for (c, chunk) in self.blocks.chunks(n).enumerate() {
+            let (pad, shared) = (pad.shallow_clone(), shared.shallow_clone());
+            h = remat::segment(chunk, &h, move |chunk, h| {
+                chunk
+                    .iter()
+                    .enumerate()
+                    .fold(h.shallow_clone(), |h, (j, b)| {
+                        b.forward(&h, c * n + j, &pad, &shared)
+                    })
+            });
         }
         h.apply(&self.final_layer_norm)
+    }
+}
+
+impl EncoderBlock {
+    /// Block `i` on `h` [B, T, D]: its own position bias plus `pad` if it has one, else `shared`.
+    fn forward(&self, h: &Tensor, i: usize, pad: &Tensor, shared: &Tensor) -> Tensor {
+        let t = h.size()[1];
+        let own = (i > 0)
+            .then(|| self.attn.position_bias(t, t, 0, h.device()))
+            .flatten()
+            .map(|p| p + pad);
+        let bias = own.as_ref().unwrap_or(shared);
+        let n = h.apply(&self.attn_norm);
+        let (k, v) = self.attn.keys_values(&n);
+        let h = h + self.attn.attend(&n, &k, &v, bias);
+        &h + h.apply(&self.ff_norm).apply(&self.ff)
     }
 }
 
@@ -172,13 +193,14 @@ impl Decoder {
     /// Decodes embeddings `y` [B, Q, D] (positions `offset..offset+Q`) against `enc` [B, S, D]
     /// masked by `enc_mask` [B, S]; with `cache`, keys/values of earlier positions come from and
     /// are appended to it (cross keys/values too), so one new position costs one position of work.
+    /// Without a cache (training), blocks run as checkpointed segments inside a remat scope.
     pub fn forward(
         &self,
         y: &Tensor,
         enc: &Tensor,
         enc_mask: &Tensor,
         offset: i64,
-        mut cache: Option<&mut Vec<BlockCache>>,
+        cache: Option<&mut Vec<BlockCache>>,
     ) -> Tensor {
         let q = y.size()[1];
         let k_len = offset + q;
@@ -190,33 +212,99 @@ impl Decoder {
             .expect("block 0 owns the position bias")
             + &causal;
         let cross_bias = padding_bias(enc_mask);
+        let bias = DecoderBias {
+            causal,
+            shared: remat::shared(&shared),
+            cross: cross_bias,
+            offset,
+        };
         let mut h = y.shallow_clone();
-        for (i, b) in self.blocks.iter().enumerate() {
-            let own = (i > 0)
-                .then(|| b.self_attn.position_bias(q, k_len, offset, dev))
-                .flatten()
-                .map(|p| p + &causal);
-            let self_bias = own.as_ref().unwrap_or(&shared);
-            let n = h.apply(&b.self_norm);
-            let (k, v) = b.self_attn.keys_values(&n);
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => {
-                    let bc = &mut c[i];
-                    bc.self_k = Tensor::cat(&[&bc.self_k, &k], 2);
-                    bc.self_v = Tensor::cat(&[&bc.self_v, &v], 2);
-                    (bc.self_k.shallow_clone(), bc.self_v.shallow_clone())
+        match cache {
+            Some(c) => {
+                for (i, (b, bc)) in self.blocks.iter().zip(c.iter_mut()).enumerate() {
+                    h = b.forward(&h, i, enc, &bias, Some(bc));
                 }
-                None => (k, v),
-            };
-            h = &h + b.self_attn.attend(&n, &k, &v, self_bias);
-            let n = h.apply(&b.cross_norm);
-            let (ck, cv) = match cache.as_deref() {
-                Some(c) => (c[i].cross_k.shallow_clone(), c[i].cross_v.shallow_clone()),
-                None => b.cross_attn.keys_values(enc),
-            };
-            h = &h + b.cross_attn.attend(&n, &ck, &cv, &cross_bias);
-            h = &h + h.apply(&b.ff_norm).apply(&b.ff);
+            }
+            None => {
+                let enc = remat::shared(enc);
+                let n = remat::segment_len();
+                for (c, chunk) in self.blocks.chunks(n).enumerate() {
+                    let (enc, bias) = (enc.shallow_clone(), bias.shallow_clone());
+                    h = remat::segment(chunk, &h, move |chunk, h| {
+                        chunk
+                            .iter()
+                            .enumerate()
+                            .fold(h.shallow_clone(), |h, (j, b)| {
+                                b.forward(&h, c * n + j, &enc, &bias, None)
+                            })
+                    });
+                }
+            }
         }
         h.apply(&self.final_layer_norm)
+    }
+}
+
+/// The attention biases every decoder block reads.
+struct DecoderBias {
+    causal: Tensor,
+    /// Block 0's position bias plus the causal mask, for blocks without their own.
+    shared: Tensor,
+    /// The encoder padding's.
+    cross: Tensor,
+    offset: i64,
+}
+
+impl DecoderBias {
+    fn shallow_clone(&self) -> DecoderBias {
+        DecoderBias {
+            causal: self.causal.shallow_clone(),
+            shared: self.shared.shallow_clone(),
+            cross: self.cross.shallow_clone(),
+            offset: self.offset,
+        }
+    }
+}
+
+impl DecoderBlock {
+    /// Block `i` on `h` [B, Q, D] against `enc`, appending to its `cache` when given.
+    fn forward(
+        &self,
+        h: &Tensor,
+        i: usize,
+        enc: &Tensor,
+        bias: &DecoderBias,
+        cache: Option<&mut BlockCache>,
+    ) -> Tensor {
+        let q = h.size()[1];
+        let k_len = bias.offset + q;
+        let own = (i > 0)
+            .then(|| {
+                self.self_attn
+                    .position_bias(q, k_len, bias.offset, h.device())
+            })
+            .flatten()
+            .map(|p| p + &bias.causal);
+        let self_bias = own.as_ref().unwrap_or(&bias.shared);
+        let n = h.apply(&self.self_norm);
+        let (k, v) = self.self_attn.keys_values(&n);
+        let (k, v, cross) = match cache {
+            Some(bc) => {
+                bc.self_k = Tensor::cat(&[&bc.self_k, &k], 2);
+                bc.self_v = Tensor::cat(&[&bc.self_v, &v], 2);
+                let cross = (bc.cross_k.shallow_clone(), bc.cross_v.shallow_clone());
+                (
+                    bc.self_k.shallow_clone(),
+                    bc.self_v.shallow_clone(),
+                    Some(cross),
+                )
+            }
+            None => (k, v, None),
+        };
+        let h = h + self.self_attn.attend(&n, &k, &v, self_bias);
+        let n = h.apply(&self.cross_norm);
+        let (ck, cv) = cross.unwrap_or_else(|| self.cross_attn.keys_values(enc));
+        let h = &h + self.cross_attn.attend(&n, &ck, &cv, &bias.cross);
+        &h + h.apply(&self.ff_norm).apply(&self.ff)
     }
 }

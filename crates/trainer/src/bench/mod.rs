@@ -7,6 +7,7 @@ pub mod decode;
 pub mod flops;
 mod timing;
 
+use crate::accumulate::with_remat;
 use crate::config::ExperimentConfig;
 use crate::device::{parse_device, set_threads};
 use crate::error::Result;
@@ -39,6 +40,9 @@ pub struct StepBench {
     pub flops_per_step: f64,
     /// Where it ran (`cpu`, `cuda:0`); CUDA steps run under bf16 autocast.
     pub device: String,
+    /// Peak resident memory of the process so far (VmHWM), MiB: on CPU, weights, optimizer
+    /// state and the largest step's activations.
+    pub peak_rss_mib: f64,
 }
 
 impl StepBench {
@@ -63,6 +67,7 @@ impl StepBench {
             examples_per_sec: batch_size as f64 * 1000.0 / median,
             flops_per_step,
             device: format!("{:?}", vs.device()).to_lowercase(),
+            peak_rss_mib: peak_rss_mib(),
         }
     }
 }
@@ -71,7 +76,7 @@ impl StepBench {
     /// One line for people: time per step, throughput, sizes.
     pub fn summary(&self) -> String {
         format!(
-            "{:.2} ms/step (median of {}), {:.1} examples/s, {:.3} TFLOP/s, batch {}, {} trainable params, {} on {}",
+            "{:.2} ms/step (median of {}), {:.1} examples/s, {:.3} TFLOP/s, batch {}, {} trainable params, {} on {}, peak RSS {:.0} MiB",
             self.ms_per_step_median,
             self.steps,
             self.examples_per_sec,
@@ -79,7 +84,8 @@ impl StepBench {
             self.batch_size,
             self.params,
             threads_or_gpu(&self.device, self.threads),
-            self.device
+            self.device,
+            self.peak_rss_mib
         )
     }
 }
@@ -126,9 +132,14 @@ pub fn train_step(
         [b, l],
         (Kind::Int64, device),
     );
+    let remat =
+        crate::config::remat_blocks(&t.remat).map_err(crate::error::TrainerError::Config)?;
     let timing = timing::median_mean_ms(warmup, steps, || {
-        let loss = palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))?;
-        loss.backward();
+        let forward = || {
+            palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))
+                .map_err(crate::error::TrainerError::from)
+        };
+        let _ = with_remat(remat, forward, |l| l.backward())?;
         opt.clip_grad_norm(t.grad_clip);
         opt.step(t.lr);
         opt.zero_grad();
@@ -181,6 +192,9 @@ pub struct PaliStepBench {
     /// `cpu` or `cuda[:N]` (bf16 autocast on CUDA).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Activation checkpointing: `none`, `blocks` or `every_N` (as `train.remat`).
+    #[arg(long, default_value = "none")]
+    pub remat: String,
     /// Also write the model's config.json (for the PyTorch baseline).
     #[arg(long)]
     pub model_config_out: Option<std::path::PathBuf>,
@@ -228,11 +242,16 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         [b, shape.target_len as i64],
         (Kind::Int64, device),
     );
+    let remat =
+        crate::config::remat_blocks(&shape.remat).map_err(crate::error::TrainerError::Config)?;
     let timing = timing::median_mean_ms(warmup, steps, || {
-        palisade_model::autocast::bf16(device.is_cuda(), || {
-            model.loss(&pixels, &ids, &mask, &labels, 0.0)
-        })?
-        .backward();
+        let forward = || {
+            palisade_model::autocast::bf16(device.is_cuda(), || {
+                model.loss(&pixels, &ids, &mask, &labels, 0.0)
+            })
+            .map_err(crate::error::TrainerError::from)
+        };
+        let _ = with_remat(remat, forward, |l| l.backward())?;
         opt.clip_grad_norm(1.0);
         opt.step(1e-4);
         opt.zero_grad();
@@ -247,6 +266,18 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         shape.train_vision,
     );
     Ok(StepBench::new(&model.vs, shape.batch, steps, timing, flops))
+}
+
+/// The process's peak resident set (`VmHWM` of /proc/self/status) in MiB; NaN where unreadable.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// `N threads`, or nothing about threads on a GPU (they only launch kernels there).

@@ -7,6 +7,7 @@
 mod pali;
 pub(crate) mod siglip;
 
+use crate::accumulate::StepPlan;
 use crate::config::ExperimentConfig;
 use crate::error::Result;
 use crate::parallel::Mesh;
@@ -78,9 +79,9 @@ pub trait StageModel {
         share: RankShare,
     ) -> Result<Box<dyn TrainSource>>;
     /// Accumulates into the variables' gradients those of this rank's loss on `batch` (under
-    /// bf16 autocast on CUDA), computed in `micro` equal micro-batches and equal to one pass's;
-    /// returns the loss, whose mean over ranks is the global batch's.
-    fn backward(&self, batch: &Batch, mesh: &Mesh, micro: usize) -> Result<f64>;
+    /// bf16 autocast on CUDA), computed as `plan` says (micro-batches, remat) and equal to one
+    /// plain pass's; returns the loss, whose mean over ranks is the global batch's.
+    fn backward(&self, batch: &Batch, mesh: &Mesh, plan: StepPlan) -> Result<f64>;
     /// Scalars to log beside the loss (SigLIP's temperature and bias).
     fn scalars(&self) -> Vec<(String, f64)>;
     /// Writes the model folder's files into `dir`.

@@ -3,7 +3,7 @@
 //! weighted task mixture with token cross-entropy, evaluated on `eval.tasks`.
 
 use super::{eval_setup, StageKind, StageModel};
-use crate::accumulate::{backward_item_mean, slice};
+use crate::accumulate::{backward_item_mean, slice, StepPlan};
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainerError};
 use crate::parallel::Mesh;
@@ -196,7 +196,8 @@ impl StageModel for PaliStage {
         Ok(Box::new(Prefetch::new(mixture, cfg.data.prefetch)))
     }
 
-    fn backward(&self, batch: &Batch, _mesh: &Mesh, micro: usize) -> Result<f64> {
+    fn backward(&self, batch: &Batch, _mesh: &Mesh, plan: StepPlan) -> Result<f64> {
+        let micro = plan.micro;
         let device = self.model.vs.device();
         let x = PaliInputs::new(batch, self.tok.pad_id(), device);
         // The loss is a mean over target tokens: each micro-batch counts by its tokens.
@@ -208,7 +209,7 @@ impl StageModel for PaliStage {
                     .double_value(&[])
             })
             .collect();
-        backward_item_mean(&counts, |k| {
+        backward_item_mean(&counts, plan.remat, |k| {
             let part = |t: &Tensor| slice(t, k, micro);
             Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
                 self.model.loss(

@@ -2,7 +2,7 @@
 //! evaluated by retrieval and zero-shot classification on `data.eval`.
 
 use super::{eval_setup, StageKind, StageModel};
-use crate::accumulate::{backward_embedding_loss, slice};
+use crate::accumulate::{backward_embedding_loss, slice, StepPlan};
 use crate::config::ExperimentConfig;
 use crate::error::{Result, TrainerError};
 use crate::parallel::{self, Mesh};
@@ -162,7 +162,8 @@ impl StageModel for SiglipStage {
         Ok(Box::new(Prefetch::new(loader, cfg.data.prefetch)))
     }
 
-    fn backward(&self, batch: &Batch, mesh: &Mesh, micro: usize) -> Result<f64> {
+    fn backward(&self, batch: &Batch, mesh: &Mesh, plan: StepPlan) -> Result<f64> {
+        let micro = plan.micro;
         let m = &self.model;
         let device = m.vs.device();
         let (pixels, ids) = pixels_and_ids(batch, device);
@@ -172,7 +173,7 @@ impl StageModel for SiglipStage {
                 Ok::<_, palisade_model::ModelError>((m.embed_images(&p)?, m.embed_texts(&i)?))
             })?)
         };
-        backward_embedding_loss(micro, embed, |zimg, ztxt| {
+        backward_embedding_loss(plan, embed, |zimg, ztxt| {
             Ok(parallel::sigmoid_loss(
                 mesh,
                 zimg,
