@@ -77,6 +77,22 @@ echo "__version__ = '2.99.0+cpu'" > "$fake/version.py"
 if inside /bin/sh -c "PALISADE_TORCH_LIB=/work/faketorch/torch/lib $P doctor" 2> mismatch.log; then fail "a 2.99 libtorch was accepted"; fi
 grep -q "built for PyTorch $TORCH" mismatch.log && grep -q "2.99.0" mismatch.log || { cat mismatch.log; fail "the refusal does not name both versions"; }
 
+log "the binary itself refuses another release's libtorch (run without the launcher)"
+# The venv's libraries under a PyTorch that says it is 2.99: hard links, a version.py of its own.
+fake2="$R/work/fake299"
+cp -al "$(echo "$R"/venv/lib/python3*/site-packages)/torch" "$fake2" && rm "$fake2/version.py"
+echo "__version__ = '2.99.0+cpu'" > "$fake2/version.py"
+if inside /bin/sh -c "LD_LIBRARY_PATH=/opt/palisade/lib:/work/fake299/lib /opt/palisade/bin/palisade data inspect /work" 2> binary.log; then
+  fail "the binary ran on a libtorch claiming 2.99"
+fi
+grep -q "built for PyTorch $TORCH but loaded the libtorch of PyTorch 2.99.0 from /work/fake299/lib" binary.log || { cat binary.log; fail "the binary's refusal does not name both versions"; }
+
+log "an older glibc than the bundle needs is refused"
+old="$R/opt/palisade-oldglibc" && rm -rf "$old" && cp -a "$R/opt/palisade" "$old" && echo 9.99 > "$old/GLIBC"
+if inside /opt/palisade-oldglibc/palisade doctor 2> glibc.log; then fail "a bundle needing glibc 9.99 started"; fi
+grep -q "needs glibc 9.99 or newer" glibc.log || { cat glibc.log; fail "the glibc refusal is unclear"; }
+rm -rf "$old"
+
 log "a missing NCCL names where it looked"
 # The venv's PyTorch with its nvidia-nccl package taken away: hard links, so that the loaded
 # paths stay under the fake tree, and the other CUDA wheels linked in as they are.

@@ -76,11 +76,14 @@ fi
 
 if [ -n "$TORCH_FROM" ]; then
   # Someone else's PyTorch: used as it is, nothing installed into it. torch-sys asks the
-  # `python3` on PATH, so that name points at this python inside the variant.
+  # `python3` on PATH, so that name runs this python inside the variant: a wrapper, not a
+  # symlink, which would lose a venv's site-packages.
   PYTHON="$(command -v "$TORCH_FROM")" VENV=""
   mkdir -p "$VARIANT/bin"
-  ln -sf "$PYTHON" "$VARIANT/bin/python3"
-  ln -sf "$PYTHON" "$VARIANT/bin/python"
+  for name in python3 python; do
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" > "$VARIANT/bin/$name"
+    chmod +x "$VARIANT/bin/$name"
+  done
   PATH_DIR="$VARIANT/bin"
 else
   # The pinned PyTorch (tch links its libtorch) plus the oracles used by tests; a constraints

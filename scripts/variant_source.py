@@ -6,6 +6,7 @@ cargo rebuilds exactly what changed; files gone from the checkout are removed.
 
 Usage: variant_source.py CHECKOUT DEST TCH_VERSION
 """
+import hashlib
 import os
 import re
 import subprocess
@@ -30,8 +31,21 @@ def main():
     files = checkout_files(root)
     if "Cargo.toml" not in files:
         sys.exit(f"{root}: no Cargo.toml")
+    # The variant's lockfile is main's with tch and torch-sys moved by cargo: copied again only
+    # when main's changes, so that a rerun needs neither the registry nor a re-resolution.
+    stamp = dest.rstrip("/") + ".lock-from"
+    with open(os.path.join(root, "Cargo.lock"), "rb") as f:
+        main_lock = f.read()
+    digest = hashlib.sha256(main_lock).hexdigest()
+    try:
+        with open(stamp) as f:
+            keep_lock = f.read().strip() == digest and os.path.exists(os.path.join(dest, "Cargo.lock"))
+    except OSError:
+        keep_lock = False
     written = 0
     for name in sorted(files):
+        if name == "Cargo.lock" and keep_lock:
+            continue
         with open(os.path.join(root, name), "rb") as f:
             data = f.read()
         if name == "Cargo.toml":
@@ -58,6 +72,8 @@ def main():
             if rel not in files:
                 os.remove(os.path.join(d, n))
                 removed += 1
+    with open(stamp, "w") as f:
+        f.write(digest + "\n")
     print(f"[setup] {dest}: {written} files written, {removed} removed, tch ={tch}", file=sys.stderr)
 
 

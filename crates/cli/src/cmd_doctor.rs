@@ -42,7 +42,8 @@ pub fn check_libtorch() -> Result<()> {
 pub fn run(a: Args) -> Result<()> {
     let dir = libtorch::loaded_dir();
     let found = dir.as_deref().and_then(libtorch::version_in);
-    let cuda = tch::Cuda::is_available();
+    let cuda_lib = libtorch::load_cuda();
+    let cuda = cuda_lib.is_ok() && tch::Cuda::is_available();
     let devices = if cuda { tch::Cuda::device_count() } else { 0 };
     let nccl = NcclLib::load().and_then(|l| Ok((l.version()?, l.path.clone())));
     let report = json!({
@@ -53,6 +54,7 @@ pub fn run(a: Args) -> Result<()> {
         "threads": tch::get_num_threads(),
         "cuda_devices": devices,
         "cudnn": cuda && tch::Cuda::cudnn_is_available(),
+        "cuda_error": cuda_lib.as_ref().err(),
         "nccl_version": nccl.as_ref().ok().map(|(v, _)| nccl_lib::version_text(*v)),
         "nccl_path": nccl.as_ref().ok().map(|(_, p)| p.display().to_string()),
         "nccl_error": nccl.as_ref().err().map(|e| e.to_string()),
@@ -73,6 +75,8 @@ pub fn run(a: Args) -> Result<()> {
     println!("threads   {}", tch::get_num_threads());
     if cuda {
         println!("cuda      {devices} device(s), cuDNN {}", report["cudnn"]);
+    } else if let Err(e) = &cuda_lib {
+        println!("cuda      no GPU ({e})");
     } else {
         println!("cuda      no GPU");
     }

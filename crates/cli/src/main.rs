@@ -79,8 +79,13 @@ fn main() {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    // A libtorch of another PyTorch release would crash later inside libtorch: stop now.
-    let result = cmd_doctor::check_libtorch().and_then(|()| match cli.command {
+    // A libtorch of another PyTorch release would crash later inside libtorch: stop now
+    // (`doctor` reports the mismatch instead).
+    let check = match cli.command {
+        Command::Doctor(_) => Ok(()),
+        _ => cmd_doctor::check_libtorch(),
+    };
+    let result = check.and_then(|()| match cli.command {
         Command::Train(a) => cmd_train::run(a),
         Command::Eval(a) => cmd_eval::run(a),
         Command::Data(c) => cmd_data::run(c),

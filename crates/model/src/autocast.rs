@@ -4,6 +4,13 @@ use std::sync::Once;
 
 extern "C" {
     fn palisade_set_autocast_cuda_bf16() -> i32;
+    fn palisade_autocast_cuda_enabled() -> i32;
+}
+
+/// Whether CUDA autocast is on in this thread (inside [`bf16`] on CUDA).
+pub fn enabled() -> bool {
+    // SAFETY: a plain getter of libtorch's thread-local autocast state.
+    unsafe { palisade_autocast_cuda_enabled() != 0 }
 }
 
 static BF16: Once = Once::new();

@@ -24,6 +24,8 @@ enum Entry {
         input: Tensor,
         out: Tensor,
         f: Box<dyn Fn(&Tensor) -> Tensor>,
+        /// CUDA autocast was on when it ran: the recomputation runs under it too.
+        autocast: bool,
     },
     /// Push `leaf`'s gradient into `source`'s graph.
     Shared { source: Tensor, leaf: Tensor },
@@ -74,10 +76,15 @@ pub fn scope<T>(every: usize, forward: impl FnOnce() -> T, backward: impl FnOnce
     });
     for entry in entries.into_iter().rev() {
         match entry {
-            Entry::Segment { input, out, f } => {
+            Entry::Segment {
+                input,
+                out,
+                f,
+                autocast,
+            } => {
                 let g = out.grad();
                 if g.defined() {
-                    push(&f(&input), &g);
+                    push(&crate::autocast::bf16(autocast, || f(&input)), &g);
                 }
             }
             Entry::Shared { source, leaf } => {
@@ -106,9 +113,12 @@ pub fn segment_len() -> usize {
 
 /// `f(blocks, x)`, checkpointed as one segment when a scope is active and `x` needs a
 /// gradient. `f` owns whatever else it reads (shallow clones of masks and biases: `'static`),
-/// so that it can run again after the caller's locals are gone; `blocks` is part of a model,
-/// which outlives the scope.
-pub fn segment<M: ?Sized + 'static>(
+/// so that it can run again after the caller's locals are gone.
+///
+/// # Safety
+/// `blocks` must stay alive and unmoved until the enclosing [`scope`] returns (the blocks of a
+/// model that outlives the training step), since the replay reads them after `forward` ends.
+pub unsafe fn segment<M: ?Sized + 'static>(
     blocks: &M,
     x: &Tensor,
     f: impl Fn(&M, &Tensor) -> Tensor + 'static,
@@ -120,14 +130,14 @@ pub fn segment<M: ?Sized + 'static>(
         .detach()
         .set_requires_grad(true);
     let blocks = blocks as *const M;
-    // SAFETY: `blocks` points into a model that lives across the `scope` call recording this
-    // segment (models outlive their training steps), and the tape is drained or cleared (the
-    // `Clear` guard) before `scope` returns, so the pointer is only read while valid.
+    // SAFETY: the caller keeps `blocks` alive until `scope` returns, and the tape is drained or
+    // cleared (the `Clear` guard) before then, so the pointer is only read while valid.
     let f = Box::new(move |x: &Tensor| f(unsafe { &*blocks }, x));
     record(Entry::Segment {
         input: x.shallow_clone(),
         out: out.shallow_clone(),
         f,
+        autocast: crate::autocast::enabled(),
     });
     out
 }
@@ -185,11 +195,14 @@ mod tests {
             let mut h = inp.forward(&x);
             for chunk in blocks.chunks(segment_len()) {
                 let b = b.shallow_clone();
-                h = segment(chunk, &h, move |chunk, h| {
-                    chunk
-                        .iter()
-                        .fold(h.shallow_clone(), |h, l| (l.forward(&h) + &b).tanh() + &h)
-                });
+                // SAFETY: `blocks` outlives the scope below.
+                h = unsafe {
+                    segment(chunk, &h, move |chunk, h| {
+                        chunk
+                            .iter()
+                            .fold(h.shallow_clone(), |h, l| (l.forward(&h) + &b).tanh() + &h)
+                    })
+                };
             }
             h.pow_tensor_scalar(2).mean(Kind::Float)
         };

@@ -15,6 +15,44 @@ pub fn loaded_dir() -> Option<PathBuf> {
         .and_then(|p| Path::new(p).parent().map(PathBuf::from))
 }
 
+/// Loads `libtorch_cuda.so` beside the loaded libtorch, which registers CUDA with it. Nothing
+/// in palisade calls into it directly, so the linker leaves it out (`--as-needed`) and CPU runs
+/// never pay for mapping the CUDA libraries (~400 MB resident); asking for a CUDA device loads
+/// it first. Idempotent; the error names the file and the loader's reason.
+pub fn load_cuda() -> Result<(), String> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let dir = loaded_dir().ok_or("libtorch_cpu.so is not loaded in this process")?;
+            let path = dir.join("libtorch_cuda.so");
+            if !path.exists() {
+                return Err(format!(
+                    "{} does not exist: this PyTorch is a CPU-only build",
+                    path.display()
+                ));
+            }
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                .map_err(|e| e.to_string())?;
+            // SAFETY: dlopen with a valid C string; the library stays loaded for the process.
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if handle.is_null() {
+                // SAFETY: dlerror returns a thread-local C string or null.
+                let why = unsafe { libc::dlerror() };
+                let why = if why.is_null() {
+                    "cannot open".into()
+                } else {
+                    // SAFETY: non-null dlerror strings are NUL-terminated.
+                    unsafe { std::ffi::CStr::from_ptr(why) }
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                return Err(format!("loading {}: {why}", path.display()));
+            }
+            Ok(())
+        })
+        .clone()
+}
+
 /// `major.minor` of a version string (`2.11.0` → `2.11`): what a libtorch build is tied to.
 pub fn major_minor(version: &str) -> &str {
     match version.match_indices('.').nth(1) {

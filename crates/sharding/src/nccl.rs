@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 /// Whether libtorch sees a CUDA device, which NCCL needs.
 pub fn check_cuda() -> Result<()> {
-    if tch::Cuda::is_available() {
+    if crate::libtorch::load_cuda().is_ok() && tch::Cuda::is_available() {
         return Ok(());
     }
     Err(ShardingError::Init {

@@ -44,6 +44,31 @@ pub struct ExperimentConfig {
     /// Evaluation.
     #[serde(default)]
     pub eval: EvalConfig,
+    /// How state is split over ranks.
+    #[serde(default)]
+    pub parallel: ParallelSection,
+}
+
+/// How training state is split over the data-parallel ranks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelSection {
+    /// `none` (every rank holds everything) or `optimizer` (ZeRO-1: each rank keeps the
+    /// optimizer state of its share of the parameters); `full` (FSDP) is not built yet.
+    #[serde(default = "default_shard")]
+    pub shard: String,
+}
+
+impl Default for ParallelSection {
+    fn default() -> ParallelSection {
+        ParallelSection {
+            shard: default_shard(),
+        }
+    }
+}
+
+fn default_shard() -> String {
+    "none".into()
 }
 
 /// Optimiser, schedule and checkpoint cadence.
@@ -219,6 +244,21 @@ impl ExperimentConfig {
             return Err("key train.accum_steps: must be at least 1".into());
         }
         remat_blocks(&t.remat)?;
+        match self.parallel.shard.as_str() {
+            "none" | "optimizer" => {}
+            "full" => {
+                return Err(
+                    "key parallel.shard: full (parameters sharded too, FSDP) is not built \
+                            yet; none or optimizer"
+                        .into(),
+                )
+            }
+            other => {
+                return Err(format!(
+                    "key parallel.shard: {other:?} is not none, optimizer or full"
+                ))
+            }
+        }
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!(
                 "key train.lr: {} is not a positive learning rate",

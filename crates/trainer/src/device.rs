@@ -18,6 +18,8 @@ pub fn parse_device(device: &str, local_rank: usize) -> Result<Device> {
             }
         },
     };
+    palisade_sharding::libtorch::load_cuda()
+        .map_err(|e| TrainerError::Config(format!("key device: {device}: {e}")))?;
     if !tch::Cuda::is_available() {
         return Err(TrainerError::Config(format!(
             "key device: {device} was asked for but libtorch sees no CUDA device"

@@ -23,7 +23,7 @@ pub enum Start {
 }
 
 /// Keys that may change between a checkpoint and its resumption: where and how the run is
-/// observed, not what it computes. `train.steps` may grow (its cosine is recomputed; listed).
+/// observed or laid out over memory and ranks, not what it computes. `train.steps` may grow (its cosine is recomputed; listed).
 const MAY_CHANGE: &[&str] = &[
     "name",
     "run_dir",
@@ -36,6 +36,10 @@ const MAY_CHANGE: &[&str] = &[
     "train.prune_before_write",
     "train.preempt_signals",
     "train.eval_every",
+    "train.accum_steps",
+    "train.remat",
+    "train.grad_bucket_mb",
+    "parallel",
     "eval",
     "data.threads",
     "data.prefetch",

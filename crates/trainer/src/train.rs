@@ -11,7 +11,7 @@ use crate::error::{io_at, Result, TrainerError};
 use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
 use crate::optimizer;
-use crate::parallel::{DataParallel, Mesh};
+use crate::parallel::{DataParallel, Mesh, OptimizerShards};
 use crate::preempt::PreemptGuard;
 use crate::preflight;
 use crate::resume::{self, Start};
@@ -24,6 +24,7 @@ use palisade_model::{folder::WEIGHTS_FILE, weights};
 use palisade_sharding::{watchdog::slow_phase, ReduceOp};
 use std::path::PathBuf;
 use std::time::Instant;
+use tch::Tensor;
 
 /// How this invocation of the trainer runs.
 #[derive(Debug, Clone, Default)]
@@ -154,7 +155,25 @@ pub(crate) fn train_on(
         },
         adafactor: t.adafactor,
     };
-    let mut opt = optimizer::build(choice, &t.lr_mults, weights::trainable(model.vs()))?;
+    // With parallel.shard: optimizer each rank updates, and keeps the state of, its share.
+    let trainable = weights::trainable(model.vs());
+    let all_names: Vec<String> = trainable.iter().map(|(n, _)| n.clone()).collect();
+    let params: Vec<Tensor> = trainable.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let params: Vec<&Tensor> = params.iter().collect();
+    let shards = OptimizerShards::new(
+        &trainable,
+        mesh,
+        cfg.parallel.shard == "optimizer",
+        (t.grad_bucket_mb * (1 << 20) as f64) as usize,
+    );
+    if shards.is_sharded() {
+        let (mine, all) = shards.owned_elements();
+        tracing::info!(
+            "parallel.shard: optimizer: rank {rank} keeps the optimizer state of {mine} of {all} \
+             parameter elements"
+        );
+    }
+    let mut opt = optimizer::build(choice, &t.lr_mults, shards.owned(trainable), &all_names)?;
     let mut ema = (t.ema_decay > 0.0).then(|| Ema::new(model.vs(), t.ema_decay));
     let sched = Schedule {
         kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),
@@ -178,7 +197,8 @@ pub(crate) fn train_on(
     if let Some((dir, state)) = &resume_from {
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
-        opt.load_state(weights::read(&opt_path)?, state.step, &opt_path)?;
+        let state_tensors = shards.owned_state(weights::read(&opt_path)?);
+        opt.load_state(state_tensors, state.step, &opt_path)?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);
             e.load(weights::read(&p)?, &p)?;
@@ -223,13 +243,15 @@ pub(crate) fn train_on(
             });
         }
         dp.average_gradients(mesh, step)?;
-        let grad_norm = opt.clip_grad_norm(t.grad_clip);
+        // Gradients are whole on every rank: the norm is the global one however state is split.
+        let grad_norm = optimizer::clip_grad_norm(&params, t.grad_clip);
         let lr = sched.lr(step);
         opt.step(lr);
+        shards.broadcast_updates(mesh)?;
         if let Some(e) = ema.as_mut() {
             e.update();
         }
-        opt.zero_grad();
+        optimizer::zero_grad(params.iter().copied());
         step += 1;
         examples_seen += t.batch_size as u64;
         window.1 += t.batch_size as u64;
@@ -274,7 +296,9 @@ pub(crate) fn train_on(
                 config_hash: cfg.hash(),
                 world_size: world,
             };
-            if rank == 0 {
+            // One consolidated optimizer file, whatever the sharding: resumable anywhere.
+            let opt_state = shards.gather_state(mesh, || opt.state_tensors())?;
+            if let Some(opt_state) = opt_state {
                 let keep = Keep {
                     last: t.keep_last,
                     prune_first: t.prune_before_write,
@@ -282,7 +306,7 @@ pub(crate) fn train_on(
                 };
                 let dir = checkpoint::write(&ckpt_root, &state, keep, |d| {
                     model.save(d)?;
-                    weights::write_atomic(&opt.state_tensors(), &d.join(OPTIMIZER_FILE))?;
+                    weights::write_atomic(&opt_state, &d.join(OPTIMIZER_FILE))?;
                     if let Some(e) = &ema {
                         weights::write_atomic(&e.tensors(), &d.join(EMA_FILE))?;
                     }

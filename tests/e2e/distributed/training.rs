@@ -128,6 +128,18 @@ fn two_and_four_ranks_match_one_process() {
         &["--stop-at-step", "3"],
     );
     on_ranks("mpirun", 2, &run_dir("resharded", 2), &["--resume"]);
+    // Optimizer state sharded (ZeRO-1) over 2 and 4 ranks; and 4 sharded ranks stopped at step
+    // 3, resumed on 2 without sharding from the consolidated optimizer file.
+    let shard = ["--set", "parallel.shard=optimizer"];
+    on_ranks("mpirun", 2, &run_dir("zero", 2), &shard);
+    on_ranks("launch", 4, &run_dir("zero", 4), &shard);
+    let stop: Vec<&str> = shard
+        .iter()
+        .copied()
+        .chain(["--stop-at-step", "3"])
+        .collect();
+    on_ranks("mpirun", 4, &run_dir("zero-resumed", 2), &stop);
+    on_ranks("mpirun", 2, &run_dir("zero-resumed", 2), &["--resume"]);
     // Exact accumulation with the ring loss across ranks: 2 ranks × 2 micro-batches of 4.
     on_ranks(
         "mpirun",
@@ -139,7 +151,14 @@ fn two_and_four_ranks_match_one_process() {
     let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
     let want_loss = losses(&one);
     assert_eq!(want_loss.len(), 6);
-    for (how, w) in runs.into_iter().chain([("resharded", 2), ("accum", 2)]) {
+    let more = [
+        ("resharded", 2),
+        ("accum", 2),
+        ("zero", 2),
+        ("zero", 4),
+        ("zero-resumed", 2),
+    ];
+    for (how, w) in runs.into_iter().chain(more) {
         let run = run_dir(how, w);
         let ckpt = last_checkpoint(&run);
         assert_eq!(ckpt, run.join("checkpoints/step-00000006"));

@@ -153,11 +153,14 @@ impl Encoder {
         let mut h = x.shallow_clone();
         for chunk in self.layers.chunks(crate::remat::segment_len()) {
             let mask = mask.map(Tensor::shallow_clone);
-            h = crate::remat::segment(chunk, &h, move |chunk, h| {
-                chunk
-                    .iter()
-                    .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))
-            });
+            // SAFETY: the blocks are this model's, which outlives any training step's scope.
+            h = unsafe {
+                crate::remat::segment(chunk, &h, move |chunk, h| {
+                    chunk
+                        .iter()
+                        .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))
+                })
+            };
         }
         h
     }

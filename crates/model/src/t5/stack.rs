@@ -80,14 +80,16 @@ impl Encoder {
         let mut h = x.shallow_clone();
         for (c, chunk) in self.blocks.chunks(n).enumerate() {
             let (pad, shared) = (pad.shallow_clone(), shared.shallow_clone());
-            h = remat::segment(chunk, &h, move |chunk, h| {
+            let f = move |chunk: &[EncoderBlock], h: &Tensor| {
                 chunk
                     .iter()
                     .enumerate()
                     .fold(h.shallow_clone(), |h, (j, b)| {
                         b.forward(&h, c * n + j, &pad, &shared)
                     })
-            });
+            };
+            // SAFETY: the blocks are this model's, which outlives any training step's scope.
+            h = unsafe { remat::segment(chunk, &h, f) };
         }
         h.apply(&self.final_layer_norm)
     }
@@ -221,6 +223,7 @@ impl Decoder {
         let mut h = y.shallow_clone();
         match cache {
             Some(c) => {
+                assert_eq!(c.len(), self.blocks.len(), "one cache per decoder block");
                 for (i, (b, bc)) in self.blocks.iter().zip(c.iter_mut()).enumerate() {
                     h = b.forward(&h, i, enc, &bias, Some(bc));
                 }
@@ -230,14 +233,16 @@ impl Decoder {
                 let n = remat::segment_len();
                 for (c, chunk) in self.blocks.chunks(n).enumerate() {
                     let (enc, bias) = (enc.shallow_clone(), bias.shallow_clone());
-                    h = remat::segment(chunk, &h, move |chunk, h| {
+                    let f = move |chunk: &[DecoderBlock], h: &Tensor| {
                         chunk
                             .iter()
                             .enumerate()
                             .fold(h.shallow_clone(), |h, (j, b)| {
                                 b.forward(&h, c * n + j, &enc, &bias, None)
                             })
-                    });
+                    };
+                    // SAFETY: as in the encoder.
+                    h = unsafe { remat::segment(chunk, &h, f) };
                 }
             }
         }

@@ -59,49 +59,66 @@ pub trait Optimizer {
         origin: &Path,
     ) -> Result<()>;
 
-    /// Global L2 norm of all gradients (absent gradients count as zero).
+    /// Global L2 norm of its parameters' gradients (absent gradients count as zero).
     fn grad_norm(&self) -> f64 {
-        let squares: Vec<Tensor> = self
-            .params()
-            .iter()
-            .map(|p| p.tensor.grad())
-            .filter(Tensor::defined)
-            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
-            .collect();
-        if squares.is_empty() {
-            return 0.0;
-        }
-        Tensor::stack(&squares, 0)
-            .sum(Kind::Float)
-            .sqrt()
-            .double_value(&[])
+        grad_norm(self.params().iter().map(|p| &p.tensor))
     }
 
-    /// Scales gradients so their global norm is at most `max_norm`; returns the norm before.
+    /// Scales its parameters' gradients so their global norm is at most `max_norm`; returns
+    /// the norm before.
     fn clip_grad_norm(&self, max_norm: f64) -> f64 {
-        let norm = self.grad_norm();
-        if max_norm > 0.0 && norm > max_norm {
-            let scale = max_norm / (norm + 1e-6);
-            tch::no_grad(|| {
-                for p in self.params() {
-                    let mut g = p.tensor.grad();
-                    if g.defined() {
-                        let _ = g.g_mul_scalar_(scale);
-                    }
-                }
-            });
-        }
-        norm
+        let tensors: Vec<&Tensor> = self.params().iter().map(|p| &p.tensor).collect();
+        clip_grad_norm(&tensors, max_norm)
     }
 
-    /// Clears every gradient.
+    /// Clears its parameters' gradients.
     fn zero_grad(&mut self) {
-        for p in self.params() {
-            let mut g = p.tensor.grad();
-            if g.defined() {
-                let _ = g.detach_();
-                let _ = g.zero_();
+        zero_grad(self.params().iter().map(|p| &p.tensor));
+    }
+}
+
+/// Global L2 norm of the gradients of `params` (absent gradients count as zero).
+pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> f64 {
+    let squares: Vec<Tensor> = params
+        .into_iter()
+        .map(Tensor::grad)
+        .filter(Tensor::defined)
+        .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
+        .collect();
+    if squares.is_empty() {
+        return 0.0;
+    }
+    Tensor::stack(&squares, 0)
+        .sum(Kind::Float)
+        .sqrt()
+        .double_value(&[])
+}
+
+/// Scales the gradients of `params` so their global norm is at most `max_norm` (0: no clip);
+/// returns the norm before.
+pub fn clip_grad_norm(params: &[&Tensor], max_norm: f64) -> f64 {
+    let norm = grad_norm(params.iter().copied());
+    if max_norm > 0.0 && norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        tch::no_grad(|| {
+            for p in params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.g_mul_scalar_(scale);
+                }
             }
+        });
+    }
+    norm
+}
+
+/// Clears the gradients of `params`.
+pub fn zero_grad<'a>(params: impl IntoIterator<Item = &'a Tensor>) {
+    for p in params {
+        let mut g = p.grad();
+        if g.defined() {
+            let _ = g.detach_();
+            let _ = g.zero_();
         }
     }
 }
@@ -117,12 +134,14 @@ pub struct Choice<'a> {
     pub adafactor: AdafactorConfig,
 }
 
-/// The optimiser `choice` names over `params`, with the `lr_mults` patterns applied (the
-/// first matching pattern wins; a pattern that matches no parameter is refused).
+/// The optimiser `choice` names over `params` (this rank's share of the trainable parameters
+/// `all_names`), with the `lr_mults` patterns applied (the first matching pattern wins; a
+/// pattern that matches no trainable parameter is refused).
 pub fn build(
     choice: Choice,
     lr_mults: &std::collections::BTreeMap<String, f64>,
     params: Vec<(String, Tensor)>,
+    all_names: &[String],
 ) -> Result<Box<dyn Optimizer>> {
     let mut opt: Box<dyn Optimizer> = match choice.name {
         "adamw" => Box::new(AdamW::new(params, choice.adamw)),
@@ -139,7 +158,7 @@ pub fn build(
     };
     let patterns = compile(lr_mults, "train.lr_mults")?;
     for (re, _) in &patterns {
-        if !opt.params().iter().any(|p| re.is_match(&p.name)) {
+        if !all_names.iter().any(|n| re.is_match(n)) {
             return Err(TrainerError::Config(format!(
                 "key train.lr_mults: {:?} matches no trainable parameter",
                 re.as_str()

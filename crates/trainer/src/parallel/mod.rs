@@ -1,13 +1,16 @@
 //! The parallelism layer: applied to the single-device model code from outside, as torchtitan's
 //! `parallelize` is. The job's ranks form a [`Mesh`] with named dimensions (`dp` today; `tp` and
 //! sharded state build on it); [`DataParallel`] replicates parameters and averages gradients
-//! over `dp`; [`sigmoid_loss`] picks SigLIP's loss for the mesh (the ring over `dp` ranks, or
+//! over `dp`; [`OptimizerShards`] splits the optimizer state over `dp` (`parallel.shard:
+//! optimizer`); [`sigmoid_loss`] picks SigLIP's loss for the mesh (the ring over `dp` ranks, or
 //! the plain loss on one).
 
 mod data_parallel;
 mod mesh;
 mod ring_loss;
+mod zero;
 
 pub use data_parallel::DataParallel;
 pub use mesh::Mesh;
 pub use ring_loss::{distributed_sigmoid_loss, sigmoid_loss};
+pub use zero::{deal, OptimizerShards};
