@@ -78,14 +78,17 @@ if inside /bin/sh -c "PALISADE_TORCH_LIB=/work/faketorch/torch/lib $P doctor" 2>
 grep -q "built for PyTorch $TORCH" mismatch.log && grep -q "2.99.0" mismatch.log || { cat mismatch.log; fail "the refusal does not name both versions"; }
 
 log "the binary itself refuses another release's libtorch (run without the launcher)"
-# The venv's libraries under a PyTorch that says it is 2.99: hard links, a version.py of its own.
+# The venv's libraries under a PyTorch that says it is 2.99: hard links and a version.py of its
+# own, with the CUDA wheels libtorch finds at ../../nvidia linked in (as the chroot sees them).
+site="$(echo "$R"/venv/lib/python3*/site-packages)"
 fake2="$R/work/fake299"
-cp -al "$(echo "$R"/venv/lib/python3*/site-packages)/torch" "$fake2" && rm "$fake2/version.py"
-echo "__version__ = '2.99.0+cpu'" > "$fake2/version.py"
-if inside /bin/sh -c "LD_LIBRARY_PATH=/opt/palisade/lib:/work/fake299/lib /opt/palisade/bin/palisade data inspect /work" 2> binary.log; then
+mkdir -p "$fake2" && cp -al "$site/torch" "$fake2/torch" && rm "$fake2/torch/version.py"
+ln -s "${site#"$R"}/nvidia" "$fake2/nvidia"
+echo "__version__ = '2.99.0+cpu'" > "$fake2/torch/version.py"
+if inside /bin/sh -c "LD_LIBRARY_PATH=/opt/palisade/lib:/work/fake299/torch/lib /opt/palisade/bin/palisade data inspect /work" 2> binary.log; then
   fail "the binary ran on a libtorch claiming 2.99"
 fi
-grep -q "built for PyTorch $TORCH but loaded the libtorch of PyTorch 2.99.0 from /work/fake299/lib" binary.log || { cat binary.log; fail "the binary's refusal does not name both versions"; }
+grep -q "built for PyTorch $TORCH but loaded the libtorch of PyTorch 2.99.0 from /work/fake299/torch/lib" binary.log || { cat binary.log; fail "the binary's refusal does not name both versions"; }
 
 log "an older glibc than the bundle needs is refused"
 old="$R/opt/palisade-oldglibc" && rm -rf "$old" && cp -a "$R/opt/palisade" "$old" && echo 9.99 > "$old/GLIBC"
