@@ -378,6 +378,11 @@ pub(crate) fn train_on(
             }
         }
     }
+    // Per rank: what sharding and remat buy shows here.
+    tracing::info!(
+        "rank {rank}: peak resident memory {:.0} MiB",
+        crate::bench::peak_rss_mib()
+    );
     Ok(TrainSummary {
         run_dir: run.root,
         step,

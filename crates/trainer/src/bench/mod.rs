@@ -269,7 +269,7 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
 }
 
 /// The process's peak resident set (`VmHWM` of /proc/self/status) in MiB; NaN where unreadable.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
