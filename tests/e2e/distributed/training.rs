@@ -147,6 +147,20 @@ fn two_and_four_ranks_match_one_process() {
         &run_dir("accum", 2),
         &["--set", "train.accum_steps=2"],
     );
+    // All three together, as a big run would: sharded state, exact accumulation, remat.
+    on_ranks(
+        "mpirun",
+        2,
+        &run_dir("zero-accum-remat", 2),
+        &[
+            "--set",
+            "parallel.shard=optimizer",
+            "--set",
+            "train.accum_steps=2",
+            "--set",
+            "train.remat=blocks",
+        ],
+    );
 
     let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
     let want_loss = losses(&one);
@@ -157,6 +171,7 @@ fn two_and_four_ranks_match_one_process() {
         ("zero", 2),
         ("zero", 4),
         ("zero-resumed", 2),
+        ("zero-accum-remat", 2),
     ];
     for (how, w) in runs.into_iter().chain(more) {
         let run = run_dir(how, w);
