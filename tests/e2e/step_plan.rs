@@ -77,7 +77,7 @@ fn pali_micro_batches_and_remat_train_as_the_plain_step() {
 }
 
 #[test]
-fn bad_accum_steps_and_remat_values_are_refused_by_name() {
+fn bad_accum_steps_remat_and_shard_values_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(dir.path(), "");
     let cfg = cfg.to_str().unwrap();
@@ -89,6 +89,14 @@ fn bad_accum_steps_and_remat_values_are_refused_by_name() {
         (
             "train.remat=every_0",
             "key train.remat: \"every_0\" is not none, blocks or every_N",
+        ),
+        (
+            "parallel.shard=zero3",
+            "key parallel.shard: \"zero3\" is not none, optimizer or full",
+        ),
+        (
+            "parallel.shard=full",
+            "key parallel.shard: full (parameters sharded too, FSDP) is not built yet",
         ),
     ] {
         let out = palisade(dir.path(), &["train", cfg, "--set", set, "--no-progress"]);
