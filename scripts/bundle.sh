@@ -50,8 +50,10 @@ LD_LIBRARY_PATH="$PALISADE_TORCH_LIB" ldd "$BIN" | grep -q "not found" && die "l
 echo "$PALISADE_TORCH_VERSION" > "$STAGE/TORCH_VERSION"
 # The newest glibc symbol version the binary and its bundled libraries ask for: the oldest
 # glibc the bundle runs on (the launcher checks it; libstdc++ and glibc come from the machine).
-objdump -T "$STAGE/bin/palisade" "$STAGE"/lib/* 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' |
-  sort -t. -k1,1n -k2,2n | tail -1 > "$STAGE/GLIBC"
+command -v objdump >/dev/null || die "objdump (binutils) is needed to find the bundle's glibc floor"
+{ objdump -T "$STAGE/bin/palisade" "$STAGE"/lib/*.so* 2>/dev/null || true; } | grep -o 'GLIBC_[0-9.]*' |
+  sed 's/GLIBC_//' | sort -t. -k1,1n -k2,2n | tail -1 > "$STAGE/GLIBC"
+[ -s "$STAGE/GLIBC" ] || die "found no glibc symbol versions in the bundle's binary"
 cp "$ROOT/scripts/bundle/palisade" "$STAGE/palisade"
 cp "$ROOT/scripts/gpu_check.sh" "$STAGE/gpu_check.sh"
 mkdir -p "$STAGE/benchmarks"

@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn without_cuda_the_backend_is_refused_clearly() {
-        if tch::Cuda::is_available() {
+        if crate::libtorch::load_cuda().is_ok() && tch::Cuda::is_available() {
             eprintln!("skipped: a CUDA device is present");
             return;
         }

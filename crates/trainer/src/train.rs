@@ -197,7 +197,7 @@ pub(crate) fn train_on(
     if let Some((dir, state)) = &resume_from {
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
         let opt_path = dir.join(OPTIMIZER_FILE);
-        let state_tensors = shards.owned_state(weights::read(&opt_path)?);
+        let state_tensors = shards.read_owned_state(&opt_path)?;
         opt.load_state(state_tensors, state.step, &opt_path)?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);

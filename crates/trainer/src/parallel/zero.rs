@@ -20,6 +20,9 @@ pub struct OptimizerShards {
     params: Vec<Tensor>,
     /// Owner of each.
     owner: Vec<usize>,
+    /// Split over several ranks: the same answer on every rank (a rank that owns everything,
+    /// as rank 0 does when there is one parameter, still takes part in the collectives).
+    sharded: bool,
     rank: usize,
     world: usize,
     bucket_bytes: usize,
@@ -51,7 +54,8 @@ impl OptimizerShards {
     ) -> OptimizerShards {
         let (rank, world) = (mesh.dp().rank(), mesh.dp().world_size());
         let sizes: Vec<i64> = trainable.iter().map(|(_, t)| t.numel() as i64).collect();
-        let owner = if sharded && world > 1 {
+        let sharded = sharded && world > 1;
+        let owner = if sharded {
             deal(&sizes, world)
         } else {
             vec![rank; sizes.len()]
@@ -60,6 +64,7 @@ impl OptimizerShards {
             names: trainable.iter().map(|(n, _)| n.clone()).collect(),
             params: trainable.iter().map(|(_, t)| t.shallow_clone()).collect(),
             owner,
+            sharded,
             rank,
             world,
             bucket_bytes,
@@ -68,7 +73,7 @@ impl OptimizerShards {
 
     /// Whether the state is split over several ranks.
     pub fn is_sharded(&self) -> bool {
-        self.owner.iter().any(|&r| r != self.rank)
+        self.sharded
     }
 
     /// The parameters this rank updates, from `params` (name order).
@@ -96,16 +101,27 @@ impl OptimizerShards {
             .map(|i| self.owner[i])
     }
 
-    /// Keeps the entries of a consolidated optimizer state (`SLOT.PARAM` names, as the
-    /// optimizers write them) whose parameter this rank owns.
-    pub fn owned_state(&self, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-        state
-            .into_iter()
-            .filter(|(k, _)| {
-                k.split_once('.')
-                    .and_then(|(_, p)| self.owner_of(p))
-                    .is_none_or(|r| r == self.rank)
-            })
+    /// Whether this rank keeps the entry `key` of a consolidated optimizer state (`SLOT.PARAM`,
+    /// as the optimizers name them); entries of unknown parameters are kept, for the optimizer
+    /// to refuse by name.
+    pub fn owns_state(&self, key: &str) -> bool {
+        key.split_once('.')
+            .and_then(|(_, p)| self.owner_of(p))
+            .is_none_or(|r| r == self.rank)
+    }
+
+    /// This rank's entries of the consolidated optimizer file at `path`, read one by one: no
+    /// rank reads (or holds) the others' state.
+    pub fn read_owned_state(&self, path: &std::path::Path) -> Result<Vec<(String, Tensor)>> {
+        let file = palisade_model::weights::safetensors::SafetensorsFile::open(path)?;
+        let keys: Vec<String> = file
+            .entries()
+            .keys()
+            .filter(|k| self.owns_state(k))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .map(|k| Ok((k.clone(), file.read(&k)?)))
             .collect()
     }
 
@@ -139,7 +155,9 @@ impl OptimizerShards {
         if self.rank != 0 {
             let bytes = serialize(&mine)?;
             g.send(&Tensor::from_slice(&[bytes.len() as i64]), 0)?;
-            g.send(&Tensor::from_slice(&bytes), 0)?;
+            for chunk in bytes.chunks(CHUNK) {
+                g.send(&Tensor::from_slice(chunk), 0)?;
+            }
             return Ok(None);
         }
         let mut all = mine;
@@ -151,6 +169,9 @@ impl OptimizerShards {
     }
 }
 
+/// Bytes per message: the process groups count elements in 32 bits.
+const CHUNK: usize = 1 << 30;
+
 fn serialize(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     Tensor::save_multi_to_stream(tensors, &mut buf)
@@ -161,10 +182,17 @@ fn serialize(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
 fn receive(g: &dyn ProcessGroup, src: usize) -> Result<Vec<(String, Tensor)>> {
     let mut len = Tensor::zeros([1], (Kind::Int64, tch::Device::Cpu));
     g.recv(&mut len, src)?;
-    let mut bytes = Tensor::zeros([len.int64_value(&[0])], (Kind::Uint8, tch::Device::Cpu));
-    g.recv(&mut bytes, src)?;
-    let bytes = Vec::<u8>::try_from(&bytes)
-        .map_err(|e| TrainerError::Config(format!("optimizer state of rank {src}: {e}")))?;
+    let len = len.int64_value(&[0]) as usize;
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() < len {
+        let n = CHUNK.min(len - bytes.len());
+        let mut part = Tensor::zeros([n as i64], (Kind::Uint8, tch::Device::Cpu));
+        g.recv(&mut part, src)?;
+        bytes
+            .extend(Vec::<u8>::try_from(&part).map_err(|e| {
+                TrainerError::Config(format!("optimizer state of rank {src}: {e}"))
+            })?);
+    }
     Tensor::load_multi_from_stream(std::io::Cursor::new(bytes))
         .map_err(|e| TrainerError::Config(format!("optimizer state of rank {src}: {e}")))
 }
@@ -202,18 +230,27 @@ mod tests {
             )
         };
         let mut s = OptimizerShards::new(&[t("a.w"), t("b.w")], &mesh, true, 1 << 20);
-        s.owner = vec![0, 1]; // as on rank 0 of two
+        // As on rank 0 of two; whether it is sharded is the same answer on every rank.
+        s.owner = vec![0, 1];
+        s.sharded = true;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optimizer.safetensors");
+        let state = [
+            "exp_avg.a.w",
+            "exp_avg.b.w",
+            "exp_avg_sq.a.w",
+            "v_row.b.w",
+            "m.gone",
+        ];
+        palisade_model::weights::write_atomic(&state.map(t), &path).unwrap();
         let kept: Vec<String> = s
-            .owned_state(vec![
-                t("exp_avg.a.w"),
-                t("exp_avg.b.w"),
-                t("exp_avg_sq.a.w"),
-                t("v_row.b.w"),
-            ])
+            .read_owned_state(&path)
+            .unwrap()
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(kept, ["exp_avg.a.w", "exp_avg_sq.a.w"]);
+        // Another rank's entries are never read; an unknown parameter's is, to be refused.
+        assert_eq!(kept, ["exp_avg.a.w", "exp_avg_sq.a.w", "m.gone"]);
         assert!(s.is_sharded());
         assert_eq!(s.owned_elements(), (2, 4));
     }
