@@ -91,13 +91,17 @@ impl Optimizer for AdamW {
                 if p.decay && wd > 0.0 {
                     let _ = p.tensor.g_mul_scalar_(1.0 - lr * wd);
                 }
-                let _ = s.exp_avg.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                // In place where libtorch allows, as torch.optim.AdamW: three temporaries per
+                // tensor instead of eight, which on CPU is memory traffic saved.
+                let _ = s.exp_avg.lerp_(&g, 1.0 - b1);
                 let _ = s
                     .exp_avg_sq
                     .g_mul_scalar_(b2)
-                    .g_add_(&(g.square() * (1.0 - b2)));
-                let denom = (&s.exp_avg_sq / bc2).sqrt() + eps;
-                let _ = p.tensor.g_sub_(&(&s.exp_avg / &denom * (lr / bc1)));
+                    .addcmul_(&g, &(&g * (1.0 - b2)));
+                let mut denom = s.exp_avg_sq.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt()).g_add_scalar_(eps);
+                let mut update = &s.exp_avg / &denom;
+                let _ = p.tensor.g_add_(&update.g_mul_scalar_(-lr / bc1));
             }
         });
     }
