@@ -102,7 +102,8 @@ log "a missing NCCL names where it looked"
 site=$(echo "$R"/venv/lib/python3*/site-packages)
 nonccl="$R/work/nonccl"
 mkdir -p "$nonccl/nvidia" && cp -al "$site/torch" "$nonccl/torch"
-for d in "$site"/nvidia/*; do [ "$(basename "$d")" = nccl ] || ln -s "$d" "$nonccl/nvidia/"; done
+# (links to the CUDA wheels as the chroot sees them, all but nvidia/nccl)
+for d in "$site"/nvidia/*; do [ "$(basename "$d")" = nccl ] || ln -s "${d#"$R"}" "$nonccl/nvidia/"; done
 if inside /bin/sh -c "PALISADE_TORCH_LIB=/work/nonccl/torch/lib $P doctor" 2> nccl.log; then fail "a CUDA libtorch without NCCL was started"; fi
 grep -q "/work/nonccl/nvidia/nccl/lib/libnccl.so.2" nccl.log || { cat nccl.log; fail "the NCCL error does not name where it looked"; }
 inside /bin/sh -c "PALISADE_NCCL_LIB=/nonexistent/libnccl.so.2 $P doctor" 2> nccl2.log && fail "a missing PALISADE_NCCL_LIB was accepted"

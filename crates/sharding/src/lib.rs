@@ -9,6 +9,7 @@
 
 pub mod bucketed;
 pub mod checks;
+mod dl;
 pub mod error;
 pub mod group;
 pub mod init;

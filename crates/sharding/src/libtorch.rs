@@ -31,23 +31,8 @@ pub fn load_cuda() -> Result<(), String> {
                     path.display()
                 ));
             }
-            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(|e| e.to_string())?;
-            // SAFETY: dlopen with a valid C string; the library stays loaded for the process.
-            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-            if handle.is_null() {
-                // SAFETY: dlerror returns a thread-local C string or null.
-                let why = unsafe { libc::dlerror() };
-                let why = if why.is_null() {
-                    "cannot open".into()
-                } else {
-                    // SAFETY: non-null dlerror strings are NUL-terminated.
-                    unsafe { std::ffi::CStr::from_ptr(why) }
-                        .to_string_lossy()
-                        .into_owned()
-                };
-                return Err(format!("loading {}: {why}", path.display()));
-            }
+            crate::dl::open(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL)
+                .map_err(|why| format!("loading {}: {why}", path.display()))?;
             Ok(())
         })
         .clone()

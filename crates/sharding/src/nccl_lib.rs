@@ -115,23 +115,7 @@ impl NcclLib {
 
     /// Opens `path` and resolves every entry point.
     pub fn open(path: &std::path::Path) -> std::result::Result<NcclLib, String> {
-        let c_path =
-            CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        // SAFETY: dlopen with a valid C string; the handle is never closed, so the function
-        // pointers below stay valid.
-        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-        if handle.is_null() {
-            // SAFETY: dlerror returns a thread-local C string or null.
-            let why = unsafe { libc::dlerror() };
-            return Err(if why.is_null() {
-                "cannot open".into()
-            } else {
-                // SAFETY: non-null dlerror strings are NUL-terminated.
-                unsafe { CStr::from_ptr(why) }
-                    .to_string_lossy()
-                    .into_owned()
-            });
-        }
+        let handle = crate::dl::open(path, libc::RTLD_NOW | libc::RTLD_LOCAL)?;
         // SAFETY: each symbol is NCCL's function of that name, whose C signature (nccl.h,
         // stable since NCCL 2.7) the field's type spells out.
         unsafe {

@@ -69,6 +69,18 @@ fn meminfo() -> Option<(u64, u64)> {
     Some((field("MemTotal:")?, field("MemAvailable:")?))
 }
 
+/// This process's peak resident set (`VmHWM` of /proc/self/status) in MiB; NaN where unreadable.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// Refuses a model whose training state cannot fit this machine's memory, and warns when it
 /// exceeds what is free now. (CUDA memory is not queried here: libtorch reports it out of
 /// memory at the first step, naming the allocation.)

@@ -24,7 +24,6 @@ use palisade_model::{folder::WEIGHTS_FILE, weights};
 use palisade_sharding::{watchdog::slow_phase, ReduceOp};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::Tensor;
 
 /// How this invocation of the trainer runs.
 #[derive(Debug, Clone, Default)]
@@ -157,9 +156,6 @@ pub(crate) fn train_on(
     };
     // With parallel.shard: optimizer each rank updates, and keeps the state of, its share.
     let trainable = weights::trainable(model.vs());
-    let all_names: Vec<String> = trainable.iter().map(|(n, _)| n.clone()).collect();
-    let params: Vec<Tensor> = trainable.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let params: Vec<&Tensor> = params.iter().collect();
     let shards = OptimizerShards::new(
         &trainable,
         mesh,
@@ -173,7 +169,8 @@ pub(crate) fn train_on(
              parameter elements"
         );
     }
-    let mut opt = optimizer::build(choice, &t.lr_mults, shards.owned(trainable), &all_names)?;
+    let owned = shards.owned(trainable);
+    let mut opt = optimizer::build(choice, &t.lr_mults, owned, shards.names())?;
     let mut ema = (t.ema_decay > 0.0).then(|| Ema::new(model.vs(), t.ema_decay));
     let sched = Schedule {
         kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),
@@ -244,14 +241,14 @@ pub(crate) fn train_on(
         }
         dp.average_gradients(mesh, step)?;
         // Gradients are whole on every rank: the norm is the global one however state is split.
-        let grad_norm = optimizer::clip_grad_norm(&params, t.grad_clip);
+        let grad_norm = optimizer::clip_grad_norm(shards.params(), t.grad_clip);
         let lr = sched.lr(step);
         opt.step(lr);
         shards.broadcast_updates(mesh)?;
         if let Some(e) = ema.as_mut() {
             e.update();
         }
-        optimizer::zero_grad(params.iter().copied());
+        optimizer::zero_grad(shards.params());
         step += 1;
         examples_seen += t.batch_size as u64;
         window.1 += t.batch_size as u64;
@@ -381,7 +378,7 @@ pub(crate) fn train_on(
     // Per rank: what sharding and remat buy shows here.
     tracing::info!(
         "rank {rank}: peak resident memory {:.0} MiB",
-        crate::bench::peak_rss_mib()
+        preflight::peak_rss_mib()
     );
     Ok(TrainSummary {
         run_dir: run.root,

@@ -46,7 +46,7 @@ pub fn siglip_step(cfg: &SiglipConfig, batch: usize) -> f64 {
 }
 
 /// Forward FLOPs of a T5 encoder over `e` tokens and decoder over `d` tokens, LM head included.
-pub fn t5_forward(t: &T5Config, e: f64, d: f64) -> f64 {
+fn t5_forward(t: &T5Config, e: f64, d: f64) -> f64 {
     let (w, inner, ff) = (
         t.d_model as f64,
         (t.num_heads * t.d_kv) as f64,

@@ -67,7 +67,7 @@ impl StepBench {
             examples_per_sec: batch_size as f64 * 1000.0 / median,
             flops_per_step,
             device: format!("{:?}", vs.device()).to_lowercase(),
-            peak_rss_mib: peak_rss_mib(),
+            peak_rss_mib: crate::preflight::peak_rss_mib(),
         }
     }
 }
@@ -266,18 +266,6 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         shape.train_vision,
     );
     Ok(StepBench::new(&model.vs, shape.batch, steps, timing, flops))
-}
-
-/// The process's peak resident set (`VmHWM` of /proc/self/status) in MiB; NaN where unreadable.
-pub(crate) fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// `N threads`, or nothing about threads on a GPU (they only launch kernels there).

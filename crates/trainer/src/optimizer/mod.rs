@@ -67,8 +67,7 @@ pub trait Optimizer {
     /// Scales its parameters' gradients so their global norm is at most `max_norm`; returns
     /// the norm before.
     fn clip_grad_norm(&self, max_norm: f64) -> f64 {
-        let tensors: Vec<&Tensor> = self.params().iter().map(|p| &p.tensor).collect();
-        clip_grad_norm(&tensors, max_norm)
+        clip_grad_norm(self.params().iter().map(|p| &p.tensor), max_norm)
     }
 
     /// Clears its parameters' gradients.
@@ -96,8 +95,11 @@ pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> f64 {
 
 /// Scales the gradients of `params` so their global norm is at most `max_norm` (0: no clip);
 /// returns the norm before.
-pub fn clip_grad_norm(params: &[&Tensor], max_norm: f64) -> f64 {
-    let norm = grad_norm(params.iter().copied());
+pub fn clip_grad_norm<'a>(
+    params: impl IntoIterator<Item = &'a Tensor> + Clone,
+    max_norm: f64,
+) -> f64 {
+    let norm = grad_norm(params.clone());
     if max_norm > 0.0 && norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
         tch::no_grad(|| {

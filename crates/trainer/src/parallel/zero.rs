@@ -71,6 +71,16 @@ impl OptimizerShards {
         }
     }
 
+    /// The trainable parameters' names, in name order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The trainable parameters, in name order (every rank's, not only this rank's share).
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
     /// Whether the state is split over several ranks.
     pub fn is_sharded(&self) -> bool {
         self.sharded
