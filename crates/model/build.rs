@@ -1,4 +1,4 @@
-//! Compiles the small C++ shim that sets libtorch's CUDA autocast dtype to bfloat16.
+//! Compiles the small C++ shim that enters bfloat16 autocast on the CPU or CUDA.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -10,6 +10,8 @@ mod distributed;
 mod object_store;
 mod pali;
 mod parity;
+mod plan;
+mod precision;
 mod pretrained;
 mod recipe;
 mod reliability;

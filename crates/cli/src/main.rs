@@ -9,6 +9,7 @@ mod cmd_forward;
 mod cmd_import;
 mod cmd_launch;
 mod cmd_pali;
+mod cmd_plan;
 mod cmd_predict;
 mod cmd_report;
 mod cmd_score;
@@ -59,6 +60,9 @@ enum Command {
     Report(cmd_report::Args),
     /// Print the token ids a tokenizer gives each text (JSON, one line per text).
     Tokenize(cmd_tokenize::Args),
+    /// Bytes per rank (parameters, gradients, optimizer state, activations) of a configured run
+    /// at a world size and tensor-parallel degree, and whether it fits on 80 / 141 GiB GPUs.
+    Plan(cmd_plan::Args),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -97,6 +101,7 @@ fn main() {
         Command::Score(c) => cmd_score::run(c),
         Command::Report(a) => cmd_report::run(a),
         Command::Tokenize(a) => cmd_tokenize::run(a),
+        Command::Plan(a) => cmd_plan::run(a),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
         Command::Sweep(a) => cmd_sweep::run(a),

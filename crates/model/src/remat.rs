@@ -24,8 +24,8 @@ enum Entry {
         input: Tensor,
         out: Tensor,
         f: Box<dyn Fn(&Tensor) -> Tensor>,
-        /// CUDA autocast was on when it ran: the recomputation runs under it too.
-        autocast: bool,
+        /// The device type whose autocast was on when it ran: the recomputation runs under it.
+        autocast: Option<tch::Device>,
     },
     /// Push `leaf`'s gradient into `source`'s graph.
     Shared { source: Tensor, leaf: Tensor },
@@ -137,7 +137,7 @@ pub unsafe fn segment<M: ?Sized + 'static>(
         input: x.shallow_clone(),
         out: out.shallow_clone(),
         f,
-        autocast: crate::autocast::enabled(),
+        autocast: crate::autocast::current(),
     });
     out
 }

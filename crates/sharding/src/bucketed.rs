@@ -33,8 +33,9 @@ pub fn buckets(tensors: &[Tensor], bucket_bytes: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Runs `op` on each bucket of `tensors` flattened into one tensor, then writes the results
-/// back in place. A one-rank group skips the copies.
+/// Runs `op` on each bucket of `tensors` flattened into one tensor (widened to float32 where
+/// the group does not carry their kind), then writes the results back in place. A one-rank
+/// group skips the copies.
 fn per_bucket(
     group: &dyn ProcessGroup,
     tensors: &mut [Tensor],
@@ -49,7 +50,13 @@ fn per_bucket(
             .iter()
             .map(|t| t.detach().reshape([-1]))
             .collect();
-        let mut flat = Tensor::cat(&parts, 0);
+        let kind = tensors[range.start].kind();
+        let wire = if group.carries(kind) {
+            kind
+        } else {
+            tch::Kind::Float
+        };
+        let mut flat = Tensor::cat(&parts, 0).to_kind(wire);
         drop(parts);
         op(&mut flat)?;
         let mut offset = 0;

@@ -48,6 +48,11 @@ pub trait ProcessGroup: Send + Sync {
     fn abort(&self, reason: &str);
     /// Short backend name for logs.
     fn backend(&self) -> &'static str;
+    /// Whether tensors of `kind` travel as they are (host-memory backends carry no bfloat16:
+    /// bucketed collectives widen such tensors to float32 on the way).
+    fn carries(&self, kind: tch::Kind) -> bool {
+        crate::tensor_buf::host_carries(kind)
+    }
 }
 
 /// The group of one: every collective is the identity.

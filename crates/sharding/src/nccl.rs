@@ -389,6 +389,10 @@ impl ProcessGroup for NcclGroup {
     fn backend(&self) -> &'static str {
         "nccl"
     }
+
+    fn carries(&self, kind: Kind) -> bool {
+        nccl_type(kind).is_some()
+    }
 }
 
 #[cfg(test)]

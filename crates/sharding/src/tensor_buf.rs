@@ -48,11 +48,15 @@ pub(crate) use with_elem;
 /// Kinds [`with_elem`] accepts, for error messages.
 pub(crate) const SUPPORTED: &str = "float32, float64, int64, int32 or uint8";
 
+/// Whether a host-memory collective carries tensors of `kind`.
+pub(crate) fn host_carries(kind: Kind) -> bool {
+    with_elem!(kind, T => { let _ = T::ZERO; true }, else false)
+}
+
 /// Checks `t` can travel through a host-memory collective: a supported kind and an element
 /// count MPI's `int` counts can describe.
 pub(crate) fn check(op: &'static str, rank: usize, t: &Tensor) -> Result<()> {
-    let supported = with_elem!(t.kind(), T => { let _ = T::ZERO; true }, else false);
-    if !supported {
+    if !host_carries(t.kind()) {
         return Err(ShardingError::BadTensor {
             op,
             rank,

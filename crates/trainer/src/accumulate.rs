@@ -19,6 +19,9 @@ pub struct StepPlan {
     pub micro: usize,
     /// Blocks per checkpointed segment (`train.remat`; 0: none).
     pub remat: usize,
+    /// The device type whose bfloat16 autocast the forward runs under (`train.precision:
+    /// bf16_mixed`; none otherwise).
+    pub autocast: Option<tch::Device>,
 }
 
 /// Runs `forward`, then `backward` on its value when it succeeded, under remat of `every`.
@@ -197,7 +200,11 @@ mod tests {
                     norm(txt.forward(&slice(&xt, k, n))),
                 ))
             };
-            let plan = StepPlan { micro: n, remat: 0 };
+            let plan = StepPlan {
+                micro: n,
+                remat: 0,
+                autocast: None,
+            };
             let loss = backward_embedding_loss(plan, embed, |a, b| {
                 Ok(palisade_model::sigmoid_loss(a, b, &scale, &bias))
             })

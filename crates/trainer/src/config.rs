@@ -5,6 +5,7 @@
 
 use palisade_data::DataSection;
 use palisade_evaluator::EvalConfig;
+use palisade_model::autocast::Precision;
 use palisade_model::ModelSection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -132,6 +133,11 @@ pub struct TrainSection {
     /// `every_N` (segments of N blocks); gradients are unchanged, block activations recomputed.
     #[serde(default = "default_remat")]
     pub remat: String,
+    /// `fp32`, `bf16_mixed` (float32 weights, bfloat16 autocast) or `bf16` (bfloat16 weights
+    /// and gradients, float32 master weights in the optimizer); unset: `bf16_mixed` on CUDA,
+    /// `fp32` on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// Log metrics every N steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
@@ -244,6 +250,9 @@ impl ExperimentConfig {
             return Err("key train.accum_steps: must be at least 1".into());
         }
         remat_blocks(&t.remat)?;
+        if let Some(p) = &t.precision {
+            Precision::named(p)?;
+        }
         match self.parallel.shard.as_str() {
             "none" | "optimizer" => {}
             "full" => {
@@ -331,6 +340,15 @@ impl ExperimentConfig {
         }
         self.eval.validate()?;
         Ok(())
+    }
+
+    /// `train.precision` on `device` (its default when unset; validated names).
+    pub fn precision(&self, device: tch::Device) -> Precision {
+        self.train
+            .precision
+            .as_deref()
+            .and_then(|p| Precision::named(p).ok())
+            .unwrap_or_else(|| Precision::default_for(device))
     }
 
     /// The resolved config as YAML (what is written into the run folder).

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model_folders;
 pub mod optimizer;
 pub mod parallel;
+pub mod plan;
 pub mod preempt;
 pub mod preflight;
 pub mod recipe;

@@ -20,10 +20,12 @@ use crate::stages;
 use indicatif::{ProgressBar, ProgressStyle};
 use palisade_data::{RankShare, TrainSource};
 use palisade_evaluator::{EvalReport, RunFolder};
+use palisade_model::autocast::Precision;
 use palisade_model::{folder::WEIGHTS_FILE, weights};
 use palisade_sharding::{watchdog::slow_phase, ReduceOp};
 use std::path::PathBuf;
 use std::time::Instant;
+use tch::Kind;
 
 /// How this invocation of the trainer runs.
 #[derive(Debug, Clone, Default)]
@@ -103,9 +105,11 @@ pub(crate) fn train_on(
             t.accum_steps, t.batch_size
         )));
     }
+    let precision = cfg.precision(device);
     let plan = StepPlan {
         micro: t.accum_steps,
         remat: crate::config::remat_blocks(&t.remat).map_err(TrainerError::Config)?,
+        autocast: precision.autocast_on(device),
     };
     let run = RunFolder::new(cfg.resolve_run_dir(opts.run_dir.as_deref()));
     let ckpt_root = run.checkpoints();
@@ -170,7 +174,18 @@ pub(crate) fn train_on(
         );
     }
     let owned = shards.owned(trainable);
-    let mut opt = optimizer::build(choice, &t.lr_mults, owned, shards.names())?;
+    let mut opt = if precision == Precision::Bf16 {
+        // float32 masters of this rank's share, taken before the model is rounded to bf16.
+        let masters = optimizer::masters(&owned);
+        weights::set_float_kind(model.vs(), Kind::BFloat16);
+        let inner = optimizer::build(choice, &t.lr_mults, masters, shards.names())?;
+        Box::new(optimizer::MasterWeights::new(inner, owned))
+    } else {
+        optimizer::build(choice, &t.lr_mults, owned, shards.names())?
+    };
+    if rank == 0 {
+        tracing::info!("train.precision: {}", precision.name());
+    }
     let mut ema = (t.ema_decay > 0.0).then(|| Ema::new(model.vs(), t.ema_decay));
     let sched = Schedule {
         kind: lr_schedule::Kind::named(&t.schedule).unwrap_or(lr_schedule::Kind::Cosine),

@@ -5,5 +5,5 @@
 
 mod launch;
 mod loss;
-mod ranks;
+pub(crate) mod ranks;
 pub(crate) mod training;

@@ -196,7 +196,7 @@ fn predict(
         }
         let x = PaliInputs::new(&b, tok.pad_id(), device);
         let (out, loss) = tch::no_grad(|| {
-            palisade_model::autocast::bf16(cuda, || -> Result<_> {
+            palisade_model::autocast::bf16(cuda.then_some(device), || -> Result<_> {
                 let enc = model.encode(&x.pixels, &x.ids, &x.mask)?;
                 let out = generate(&model.lm, &enc.states, &enc.mask, gen)?;
                 let loss = model.loss_from(&enc, &x.labels, 0.0)?;

@@ -229,6 +229,18 @@ pub fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     named
 }
 
+/// Converts every floating-point variable of `vs` to `kind` in place: the layers holding
+/// them see the new kind (`train.precision: bf16`).
+pub fn set_float_kind(vs: &nn::VarStore, kind: tch::Kind) {
+    tch::no_grad(|| {
+        for (_, mut t) in vs.variables() {
+            if t.is_floating_point() && t.kind() != kind {
+                t.set_data(&t.to_kind(kind));
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

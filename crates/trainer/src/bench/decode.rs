@@ -105,11 +105,14 @@ pub fn decode(shape: &DecodeShape) -> Result<Vec<DecodeBench>> {
                 use_cache,
             };
             let (ms, _) = timing::median_mean_ms(1, shape.repeats, || {
-                palisade_model::autocast::bf16(device.is_cuda(), || -> Result<()> {
-                    let enc = tch::no_grad(|| lm.encode(&embeds, &mask));
-                    generate(&lm, &enc, &mask, &gc)?;
-                    Ok(())
-                })?;
+                palisade_model::autocast::bf16(
+                    device.is_cuda().then_some(device),
+                    || -> Result<()> {
+                        let enc = tch::no_grad(|| lm.encode(&embeds, &mask));
+                        generate(&lm, &enc, &mask, &gc)?;
+                        Ok(())
+                    },
+                )?;
                 timing::sync(device);
                 Ok(())
             })?;

@@ -136,8 +136,10 @@ pub fn train_step(
         crate::config::remat_blocks(&t.remat).map_err(crate::error::TrainerError::Config)?;
     let timing = timing::median_mean_ms(warmup, steps, || {
         let forward = || {
-            palisade_model::autocast::bf16(device.is_cuda(), || model.loss(&pixels, &ids))
-                .map_err(crate::error::TrainerError::from)
+            palisade_model::autocast::bf16(device.is_cuda().then_some(device), || {
+                model.loss(&pixels, &ids)
+            })
+            .map_err(crate::error::TrainerError::from)
         };
         let _ = with_remat(remat, forward, |l| l.backward())?;
         opt.clip_grad_norm(t.grad_clip);
@@ -246,7 +248,7 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         crate::config::remat_blocks(&shape.remat).map_err(crate::error::TrainerError::Config)?;
     let timing = timing::median_mean_ms(warmup, steps, || {
         let forward = || {
-            palisade_model::autocast::bf16(device.is_cuda(), || {
+            palisade_model::autocast::bf16(device.is_cuda().then_some(device), || {
                 model.loss(&pixels, &ids, &mask, &labels, 0.0)
             })
             .map_err(crate::error::TrainerError::from)

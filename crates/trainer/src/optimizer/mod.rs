@@ -4,9 +4,11 @@
 
 mod adafactor;
 mod adamw;
+mod master;
 
 pub use adafactor::{Adafactor, AdafactorConfig};
 pub use adamw::{AdamW, AdamWConfig};
+pub use master::{masters, MasterWeights};
 
 use crate::error::{Result, TrainerError};
 use std::path::Path;

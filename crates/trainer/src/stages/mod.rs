@@ -49,6 +49,8 @@ pub trait StageKind: Sync {
     fn eval_key(&self) -> &'static str;
     /// Generates the `data.synth` data and tokenizer this kind trains on, when missing.
     fn ensure_synth_data(&self, cfg: &ExperimentConfig) -> Result<()>;
+    /// The model's shape for the memory planner, from the configs alone (no weights).
+    fn shape(&self, cfg: &ExperimentConfig) -> Result<crate::plan::Shape>;
     /// The model to train on `device`, initialised from the seed or `model.init*` folders.
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>>;
     /// Starts `cfg` from `dir`, the final checkpoint of the recipe stage before it, of kind
@@ -78,9 +80,9 @@ pub trait StageModel {
         cfg: &ExperimentConfig,
         share: RankShare,
     ) -> Result<Box<dyn TrainSource>>;
-    /// Accumulates into the variables' gradients those of this rank's loss on `batch` (under
-    /// bf16 autocast on CUDA), computed as `plan` says (micro-batches, remat) and equal to one
-    /// plain pass's; returns the loss, whose mean over ranks is the global batch's.
+    /// Accumulates into the variables' gradients those of this rank's loss on `batch`, computed
+    /// as `plan` says (micro-batches, remat, autocast) and equal to one plain pass's; returns
+    /// the loss, whose mean over ranks is the global batch's.
     fn backward(&self, batch: &Batch, mesh: &Mesh, plan: StepPlan) -> Result<f64>;
     /// Scalars to log beside the loss (SigLIP's temperature and bias).
     fn scalars(&self) -> Vec<(String, f64)>;
@@ -95,6 +97,26 @@ pub trait StageModel {
         step: Option<u64>,
         report_dir: Option<&Path>,
     ) -> Result<Option<EvalReport>>;
+}
+
+/// The vocabulary size for planning: `key`'s value when the config sets it, else the size of
+/// the tokenizer `cfg` names (plus `extra` ids), which must then exist.
+fn planned_vocab(
+    cfg: &ExperimentConfig,
+    set: Option<usize>,
+    key: &str,
+    extra: usize,
+) -> Result<usize> {
+    if let Some(v) = set {
+        return Ok(v);
+    }
+    if !cfg.data.tokenizer.exists() {
+        return Err(crate::TrainerError::Config(format!(
+            "key {key}: not set, and the tokenizer {} that would give it does not exist",
+            cfg.data.tokenizer.display()
+        )));
+    }
+    Ok(cfg.data.load_tokenizer()?.vocab_size() + extra)
 }
 
 /// What the evaluation runs read from an experiment.

@@ -108,6 +108,28 @@ impl StageKind for Pali {
         }
     }
 
+    fn shape(&self, cfg: &ExperimentConfig) -> Result<crate::plan::Shape> {
+        let set = cfg.model.language.as_ref().and_then(|l| l.vocab_size);
+        // Location tokens are ids of their own beside the tokenizer's.
+        let loc = palisade_data::tokenizer::LOC_TOKENS;
+        let vocab = super::planned_vocab(cfg, set, "model.language.vocab_size", loc)?;
+        let pcfg = pali_config(cfg, vocab)?;
+        let frames = cfg
+            .data
+            .mixture
+            .values()
+            .filter_map(|m| m.frames)
+            .max()
+            .unwrap_or(1);
+        Ok(crate::plan::shape::pali(
+            &pcfg,
+            frames,
+            cfg.data.text_len,
+            cfg.data.target_len,
+            cfg.train.freeze_vision,
+        ))
+    }
+
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>> {
         // PaLI reads and writes boxes as location tokens, each a new id.
         let base = cfg.data.load_tokenizer()?;
@@ -211,7 +233,7 @@ impl StageModel for PaliStage {
             .collect();
         backward_item_mean(&counts, plan.remat, |k| {
             let part = |t: &Tensor| slice(t, k, micro);
-            Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
+            Ok(palisade_model::autocast::bf16(plan.autocast, || {
                 self.model.loss(
                     &part(&x.pixels),
                     &part(&x.ids),

@@ -104,6 +104,12 @@ impl StageKind for Siglip {
         Ok(s.ensure_pairs(cfg.seed, train, &cfg.data.tokenizer)?)
     }
 
+    fn shape(&self, cfg: &ExperimentConfig) -> Result<crate::plan::Shape> {
+        let set = cfg.model.text.as_ref().and_then(|t| t.vocab_size);
+        let vocab = super::planned_vocab(cfg, set, "model.text.vocab_size", 0)?;
+        Ok(crate::plan::shape::siglip(&model_config(cfg, vocab)?))
+    }
+
     fn build(&self, cfg: &ExperimentConfig, device: Device) -> Result<Box<dyn StageModel>> {
         let tok = Arc::new(cfg.data.load_tokenizer()?);
         let mcfg = model_config(cfg, tok.vocab_size())?;
@@ -169,7 +175,7 @@ impl StageModel for SiglipStage {
         let (pixels, ids) = pixels_and_ids(batch, device);
         let embed = |k: usize| -> Result<(Tensor, Tensor)> {
             let (p, i) = (slice(&pixels, k, micro), slice(&ids, k, micro));
-            Ok(palisade_model::autocast::bf16(device.is_cuda(), || {
+            Ok(palisade_model::autocast::bf16(plan.autocast, || {
                 Ok::<_, palisade_model::ModelError>((m.embed_images(&p)?, m.embed_texts(&i)?))
             })?)
         };
