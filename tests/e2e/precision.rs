@@ -137,28 +137,17 @@ fn two_ranks_in_bf16_with_sharded_masters_and_exact_accumulation_match_one_fp32_
     let common = ["--set", "data.shuffle=false", "--set", "train.eval_every=0"];
     let one = train_into(d, cfg, "one", &common);
     let two = d.join("two");
-    let mut cmd = palisade_sharding::mpi_harness::mpirun(2);
-    cmd.arg(env!("CARGO_BIN_EXE_palisade"))
-        .current_dir(d)
-        .env("RUST_LOG", "warn")
-        .args([
-            "train",
-            cfg,
-            "--run-dir",
-            two.to_str().unwrap(),
-            "--no-progress",
-        ])
-        .args(common)
-        .args([
-            "--set",
-            "train.precision=bf16",
-            "--set",
-            "parallel.shard=optimizer",
-            "--set",
-            "train.accum_steps=2",
-            "--set",
-            "train.remat=blocks",
-        ]);
+    let mut cmd = crate::distributed::training::mpirun_train(2, d, cfg, &two);
+    cmd.args(common).args([
+        "--set",
+        "train.precision=bf16",
+        "--set",
+        "parallel.shard=optimizer",
+        "--set",
+        "train.accum_steps=2",
+        "--set",
+        "train.remat=blocks",
+    ]);
     crate::distributed::ranks::run(cmd, "bf16 on 2 ranks");
     let last = "checkpoints/step-00000006";
     let want = read_tensors(&one.join(last).join("model.safetensors"));
@@ -176,8 +165,20 @@ fn two_ranks_in_bf16_with_sharded_masters_and_exact_accumulation_match_one_fp32_
             "step {s}: {b} vs {a}"
         );
     }
-    // Both ranks' masters are in the consolidated optimizer file, every one in float32.
-    let opt = read_tensors(&two.join(last).join("optimizer.safetensors"));
+    // Both ranks' masters are in their shards, every one in float32 (read consolidated).
+    let merged = d.join("merged");
+    palisade_ok(
+        d,
+        &[
+            "checkpoint",
+            "consolidate",
+            two.join(last).to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ],
+    );
+    let opt = read_tensors(&merged.join("optimizer.safetensors"));
+    assert!(opt.values().filter(|t| t.kind() == Kind::Float).count() == opt.len());
     let masters = opt.keys().filter(|k| k.starts_with("master.")).count();
     assert_eq!(masters, want.len(), "one master per trainable tensor");
 }

@@ -1,6 +1,7 @@
 //! `palisade`: train SigLIP and PaLI-style models. Wiring only: parse, then call the crates.
 
 mod cmd_bench;
+mod cmd_checkpoint;
 mod cmd_data;
 mod cmd_doctor;
 mod cmd_eval;
@@ -63,6 +64,9 @@ enum Command {
     /// Bytes per rank (parameters, gradients, optimizer state, activations) of a configured run
     /// at a world size and tensor-parallel degree, and whether it fits on 80 / 141 GiB GPUs.
     Plan(cmd_plan::Args),
+    /// Checkpoint folders: merge per-rank optimizer shards (`consolidate`).
+    #[command(subcommand)]
+    Checkpoint(cmd_checkpoint::Command),
     /// Measure speed.
     #[command(subcommand)]
     Bench(cmd_bench::Command),
@@ -102,6 +106,7 @@ fn main() {
         Command::Report(a) => cmd_report::run(a),
         Command::Tokenize(a) => cmd_tokenize::run(a),
         Command::Plan(a) => cmd_plan::run(a),
+        Command::Checkpoint(c) => cmd_checkpoint::run(c),
         Command::Bench(c) => cmd_bench::run(c),
         Command::Launch(a) => cmd_launch::run(a),
         Command::Sweep(a) => cmd_sweep::run(a),

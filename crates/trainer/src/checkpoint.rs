@@ -7,6 +7,18 @@ use std::path::{Path, PathBuf};
 
 /// Optimiser moments inside a checkpoint folder.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The index of optimizer state written in shards, one per rank (`parallel.shard: optimizer`).
+pub const OPTIMIZER_INDEX: &str = "optimizer.safetensors.index.json";
+
+/// The optimizer state of the checkpoint folder `dir`: one file, or the per-rank shards its
+/// index lists (a missing shard is named).
+pub fn open_optimizer(dir: &Path) -> Result<palisade_model::weights::Weights> {
+    Ok(palisade_model::weights::Weights::open_in(
+        dir,
+        OPTIMIZER_FILE,
+        OPTIMIZER_INDEX,
+    )?)
+}
 /// Step, data position and config hash inside a checkpoint folder.
 pub const STATE_FILE: &str = "state.json";
 /// The resolved experiment config inside a checkpoint folder.
@@ -79,13 +91,11 @@ pub fn problem(step: u64, dir: &Path) -> Option<String> {
     if state.step != step {
         return Some(format!("its {STATE_FILE} says step {}", state.step));
     }
-    for file in [palisade_model::folder::WEIGHTS_FILE, OPTIMIZER_FILE] {
-        if let Err(e) = palisade_model::weights::safetensors::SafetensorsFile::open(&dir.join(file))
-        {
-            return Some(e.to_string());
-        }
+    let weights = dir.join(palisade_model::folder::WEIGHTS_FILE);
+    if let Err(e) = palisade_model::weights::safetensors::SafetensorsFile::open(&weights) {
+        return Some(e.to_string());
     }
-    None
+    open_optimizer(dir).err().map(|e| e.to_string())
 }
 
 /// The newest valid checkpoint of a run, and the newer folders passed over.
@@ -110,6 +120,46 @@ pub fn newest_valid(root: &Path) -> Result<Newest> {
         }
     }
     Ok(out)
+}
+
+/// Writes the checkpoint folder `dir` to `out` (which must not exist) with its optimizer state
+/// in one `optimizer.safetensors`: the model folder's files, state and config as they are, and
+/// the per-rank shards merged. Returns the number of optimizer entries.
+pub fn consolidate(dir: &Path, out: &Path) -> Result<usize> {
+    if let Some(why) = read_state(dir).err() {
+        return Err(TrainerError::Checkpoint {
+            path: dir.to_path_buf(),
+            msg: format!("is not a checkpoint folder: {why}"),
+        });
+    }
+    if out.exists() {
+        return Err(TrainerError::Config(format!(
+            "--out {}: exists; consolidate writes a new folder",
+            out.display()
+        )));
+    }
+    let opt = open_optimizer(dir)?;
+    let is_shard = |name: &str| {
+        name == OPTIMIZER_INDEX
+            || (name.starts_with("optimizer-") && name.ends_with(".safetensors"))
+    };
+    palisade_files::write_dir(out, |tmp| -> Result<usize> {
+        for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
+            let entry = entry.map_err(io_at(dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if is_shard(&name) || !entry.path().is_file() {
+                continue;
+            }
+            std::fs::copy(entry.path(), tmp.join(&name)).map_err(io_at(entry.path()))?;
+        }
+        let names: Vec<String> = opt.names().map(str::to_string).collect();
+        let tensors = names
+            .iter()
+            .map(|n| Ok((n.clone(), opt.read(n)?)))
+            .collect::<Result<Vec<_>>>()?;
+        palisade_model::weights::write_atomic(&tensors, &tmp.join(OPTIMIZER_FILE))?;
+        Ok(tensors.len())
+    })
 }
 
 /// How checkpoints are kept.

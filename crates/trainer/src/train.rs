@@ -208,9 +208,8 @@ pub(crate) fn train_on(
     let mut examples_seen = 0u64;
     if let Some((dir, state)) = &resume_from {
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
-        let opt_path = dir.join(OPTIMIZER_FILE);
-        let state_tensors = shards.read_owned_state(&opt_path)?;
-        opt.load_state(state_tensors, state.step, &opt_path)?;
+        let state_tensors = shards.read_owned_state(dir)?;
+        opt.load_state(state_tensors, state.step, &dir.join(OPTIMIZER_FILE))?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);
             e.load(weights::read(&p)?, &p)?;
@@ -308,17 +307,18 @@ pub(crate) fn train_on(
                 config_hash: cfg.hash(),
                 world_size: world,
             };
-            // One consolidated optimizer file, whatever the sharding: resumable anywhere.
-            let opt_state = shards.gather_state(mesh, || opt.state_tensors())?;
+            // One optimizer file, or one shard per rank and an index: resumable anywhere.
+            let staging = ckpt_root.join(format!(".optimizer-step-{step}"));
+            let opt_state = shards.save_state(mesh, &staging, || opt.state_tensors())?;
             if let Some(opt_state) = opt_state {
                 let keep = Keep {
                     last: t.keep_last,
                     prune_first: t.prune_before_write,
                     bytes: ckpt_bytes,
                 };
-                let dir = checkpoint::write(&ckpt_root, &state, keep, |d| {
+                let written = checkpoint::write(&ckpt_root, &state, keep, |d| {
                     model.save(d)?;
-                    weights::write_atomic(&opt_state, &d.join(OPTIMIZER_FILE))?;
+                    opt_state.place(d)?;
                     if let Some(e) = &ema {
                         weights::write_atomic(&e.tensors(), &d.join(EMA_FILE))?;
                     }
@@ -326,8 +326,11 @@ pub(crate) fn train_on(
                         &d.join(EXPERIMENT_FILE),
                         cfg.to_yaml(),
                     )?)
-                })?;
-                tracing::info!("checkpoint {}", dir.display());
+                });
+                opt_state.clean_up();
+                // Not inside the log macro: its arguments go unevaluated below its level.
+                let written = written?;
+                tracing::info!("checkpoint {}", written.display());
             }
             mesh.world().barrier()?;
         }

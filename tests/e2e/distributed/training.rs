@@ -38,6 +38,22 @@ fn last_checkpoint(run: &Path) -> std::path::PathBuf {
     dirs.pop().expect("a checkpoint")
 }
 
+/// `palisade train CFG --run-dir RUN --no-progress` on `w` ranks under mpirun, in `d`.
+pub(crate) fn mpirun_train(w: usize, d: &Path, cfg: &str, run: &Path) -> std::process::Command {
+    let mut cmd = mpirun(w);
+    cmd.arg(env!("CARGO_BIN_EXE_palisade"))
+        .current_dir(d)
+        .env("RUST_LOG", "warn")
+        .args([
+            "train",
+            cfg,
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--no-progress",
+        ]);
+    cmd
+}
+
 /// Training data for `tiny_config(d, …)`: 64 rows in row groups of 4 (so up to 16 ranks get
 /// rows), and its tokenizer.
 pub(crate) fn synth_small_row_groups(d: &Path) {
@@ -267,4 +283,87 @@ fn ranks_with_different_configs_are_refused() {
         !d.join("runs/tiny/checkpoints").exists(),
         "nothing was trained"
     );
+}
+
+#[test]
+fn sharded_optimizer_checkpoints_are_per_rank_files_consolidated_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth_small_row_groups(d);
+    let cfg = tiny_config(d, "");
+    let cfg = cfg.to_str().unwrap();
+    let run = d.join("run");
+    let train = |w: usize, extra: &[&str]| {
+        let mut cmd = mpirun_train(w, d, cfg, &run);
+        cmd.args(["--set", "data.shuffle=false", "--set", "train.eval_every=0"])
+            .args(extra);
+        cmd.output().expect("mpirun runs")
+    };
+    let out = train(
+        4,
+        &["--set", "parallel.shard=optimizer", "--stop-at-step", "2"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ckpt = run.join("checkpoints/step-00000002");
+    // Each rank wrote its own shard; rank 0 the index; nobody the whole file.
+    for r in 1..=4 {
+        assert!(ckpt
+            .join(format!("optimizer-{r:05}-of-00004.safetensors"))
+            .exists());
+    }
+    assert!(ckpt.join("optimizer.safetensors.index.json").exists());
+    assert!(!ckpt.join("optimizer.safetensors").exists());
+    let staging: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(staging.is_empty(), "staging left behind: {staging:?}");
+
+    // Consolidated: one file holding every shard's entries, unchanged.
+    let merged = d.join("merged");
+    palisade_ok(
+        d,
+        &[
+            "checkpoint",
+            "consolidate",
+            ckpt.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ],
+    );
+    let whole = read_tensors(&merged.join("optimizer.safetensors"));
+    let mut n = 0;
+    for r in 1..=4 {
+        for (k, t) in read_tensors(&ckpt.join(format!("optimizer-{r:05}-of-00004.safetensors"))) {
+            assert_eq!(max_abs_diff(&t, &whole[&k]), 0.0, "{k}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, whole.len());
+    same_tensors(
+        &ckpt.join("model.safetensors"),
+        &merged.join("model.safetensors"),
+        "model",
+    );
+
+    // A missing shard is named, and nothing is overwritten.
+    let shard3 = ckpt.join("optimizer-00003-of-00004.safetensors");
+    let kept = d.join("shard3");
+    std::fs::rename(&shard3, &kept).unwrap();
+    let out = train(2, &["--resume"]);
+    let t = text(&out);
+    assert!(
+        !out.status.success() && t.contains("optimizer-00003-of-00004.safetensors"),
+        "{t}"
+    );
+    assert!(ckpt.join("optimizer-00001-of-00004.safetensors").exists());
+    // The consolidated folder resumes on 2 ranks without sharding.
+    std::fs::remove_dir_all(&ckpt).unwrap();
+    std::fs::rename(&merged, &ckpt).unwrap();
+    let out = train(2, &["--resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(run
+        .join("checkpoints/step-00000006/optimizer.safetensors")
+        .exists());
 }

@@ -207,15 +207,26 @@ pub fn save_sharded(
         }
         written.push(path);
     }
-    let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
     let path = dir.join(INDEX_FILE);
-    let text = serde_json::to_string_pretty(&index).map_err(|source| ModelError::Json {
-        path: path.clone(),
-        source,
-    })?;
-    palisade_files::write(&path, text)?;
+    write_index(&path, weight_map, total)?;
     written.push(path);
     Ok(written)
+}
+
+/// Writes a shard index as transformers does (`weight_map`: tensor name → shard file name,
+/// `metadata.total_size` in bytes) to `path`.
+pub fn write_index(
+    path: &Path,
+    weight_map: serde_json::Map<String, serde_json::Value>,
+    total_bytes: u64,
+) -> Result<()> {
+    let index =
+        serde_json::json!({"metadata": {"total_size": total_bytes}, "weight_map": weight_map});
+    let text = serde_json::to_string_pretty(&index).map_err(|source| ModelError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(palisade_files::write(path, text)?)
 }
 
 /// Named parameters that require gradients (frozen towers are left out), sorted by name.

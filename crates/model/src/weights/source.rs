@@ -35,8 +35,16 @@ impl Weights {
     /// The weights of the model folder `dir`: `model.safetensors`, else the shards
     /// `model.safetensors.index.json` lists (each named when missing).
     pub fn open_dir(dir: &Path) -> Result<Weights> {
-        let single = dir.join(WEIGHTS_FILE);
-        let index = dir.join(INDEX_FILE);
+        Self::open_in(dir, WEIGHTS_FILE, INDEX_FILE)
+    }
+
+    /// The tensors in `dir` stored as the file `single`, else as the shards the index file
+    /// `index` lists (each named when missing): the layout of model weights, and of sharded
+    /// optimizer state.
+    pub fn open_in(dir: &Path, single: &str, index: &str) -> Result<Weights> {
+        let index_name = index;
+        let single = dir.join(single);
+        let index = dir.join(index);
         if single.exists() || !index.exists() {
             return Self::open_file(&single);
         }
@@ -80,7 +88,7 @@ impl Weights {
             if !files[i].entries().contains_key(tensor) {
                 return Err(ModelError::Weights {
                     path: files[i].path().to_path_buf(),
-                    msg: format!("tensor {tensor}: listed by {INDEX_FILE} but not in this shard"),
+                    msg: format!("tensor {tensor}: listed by {index_name} but not in this shard"),
                 });
             }
             by_name.insert(tensor.clone(), i);

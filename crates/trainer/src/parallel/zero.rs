@@ -4,12 +4,15 @@
 //! of, and updates, only its own, then each rank broadcasts its updated parameters to the
 //! others. Optimizer state per rank falls as 1/N (AdamW's is 8 of the 16 bytes a parameter
 //! costs in fp32). Gradients are still averaged whole, so the global-norm clip is computed as
-//! before. Checkpoints hold one consolidated optimizer file, gathered to rank 0, so a run
-//! resumes on any number of ranks with or without sharding.
+//! before. In checkpoints every rank writes its own state as one shard (`optimizer-R-of-W`)
+//! and rank 0 an index of them, so no rank gathers another's; entries are found by name, so a
+//! run resumes on any number of ranks with or without sharding (`palisade checkpoint
+//! consolidate` merges the shards into one file).
 
 use super::Mesh;
-use crate::error::{Result, TrainerError};
+use crate::error::{io_at, Result, TrainerError};
 use palisade_sharding::{broadcast_bucketed, ProcessGroup};
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 /// Which rank owns each trainable parameter's update and optimizer state.
@@ -120,18 +123,18 @@ impl OptimizerShards {
             .is_none_or(|r| r == self.rank)
     }
 
-    /// This rank's entries of the consolidated optimizer file at `path`, read one by one: no
-    /// rank reads (or holds) the others' state.
-    pub fn read_owned_state(&self, path: &std::path::Path) -> Result<Vec<(String, Tensor)>> {
-        let file = palisade_model::weights::safetensors::SafetensorsFile::open(path)?;
-        let keys: Vec<String> = file
-            .entries()
-            .keys()
+    /// This rank's entries of the optimizer state in the checkpoint folder `dir` (one file, or
+    /// shards with an index, written at any world size), read one by one: no rank reads (or
+    /// holds) the others' state.
+    pub fn read_owned_state(&self, dir: &Path) -> Result<Vec<(String, Tensor)>> {
+        let w = crate::checkpoint::open_optimizer(dir)?;
+        let keys: Vec<String> = w
+            .names()
             .filter(|k| self.owns_state(k))
-            .cloned()
+            .map(str::to_string)
             .collect();
         keys.into_iter()
-            .map(|k| Ok((k.clone(), file.read(&k)?)))
+            .map(|k| Ok((k.clone(), w.read(&k)?)))
             .collect()
     }
 
@@ -150,46 +153,138 @@ impl OptimizerShards {
         Ok(())
     }
 
-    /// Every rank's optimizer state (this rank's from `mine`), consolidated on rank 0 (`None`
-    /// on the others); each rank sends only its own, so no rank but 0 holds more than its share.
-    pub fn gather_state(
+    /// Prepares this step's optimizer state for a checkpoint. Unsharded, rank 0 returns it
+    /// whole (the others `None`). Sharded, every rank writes its own entries (`mine`) as a shard
+    /// under `staging` and tells rank 0 their names, which returns the shards and their index:
+    /// no rank ever holds another's state.
+    pub fn save_state(
         &self,
         mesh: &Mesh,
+        staging: &Path,
         mine: impl FnOnce() -> Vec<(String, Tensor)>,
-    ) -> Result<Option<Vec<(String, Tensor)>>> {
+    ) -> Result<Option<SavedState>> {
         if !self.is_sharded() {
-            return Ok((self.rank == 0).then(mine));
+            return Ok((self.rank == 0).then(|| SavedState::Whole(mine())));
         }
         let mine = mine();
+        std::fs::create_dir_all(staging).map_err(io_at(staging))?;
+        let file = shard_name(self.rank, self.world);
+        palisade_model::weights::write_atomic(&mine, &staging.join(&file))?;
+        let listing = Listing {
+            names: mine.iter().map(|(n, _)| n.clone()).collect(),
+            bytes: palisade_model::weights::safetensors::byte_size(&mine),
+        };
+        drop(mine);
         let g = mesh.dp();
+        let encoded = serde_json::to_vec(&listing).expect("names serialise");
         if self.rank != 0 {
-            let bytes = serialize(&mine)?;
-            g.send(&Tensor::from_slice(&[bytes.len() as i64]), 0)?;
-            for chunk in bytes.chunks(CHUNK) {
-                g.send(&Tensor::from_slice(chunk), 0)?;
-            }
+            send_bytes(g, &encoded, 0)?;
             return Ok(None);
         }
-        let mut all = mine;
-        for src in 1..self.world {
-            all.extend(receive(g, src)?);
+        let mut weight_map = serde_json::Map::new();
+        let mut bytes = 0;
+        let mut files = Vec::new();
+        for src in 0..self.world {
+            let l: Listing = if src == 0 {
+                listing.clone()
+            } else {
+                serde_json::from_slice(&receive_bytes(g, src)?).map_err(|e| {
+                    TrainerError::Config(format!("optimizer shard listing of rank {src}: {e}"))
+                })?
+            };
+            let file = shard_name(src, self.world);
+            for n in l.names {
+                weight_map.insert(n, file.clone().into());
+            }
+            bytes += l.bytes;
+            files.push(file);
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(all))
+        Ok(Some(SavedState::Shards {
+            staging: staging.to_path_buf(),
+            files,
+            weight_map,
+            bytes,
+        }))
     }
+}
+
+/// Optimizer state on its way into a checkpoint folder (rank 0's view).
+pub enum SavedState {
+    /// The whole state, written as one `optimizer.safetensors`.
+    Whole(Vec<(String, Tensor)>),
+    /// Every rank's shard, already written under `staging`, and the index's map.
+    Shards {
+        /// Where the ranks wrote their shards (beside the checkpoints).
+        staging: PathBuf,
+        /// The shard files, rank order.
+        files: Vec<String>,
+        /// Entry name → shard file.
+        weight_map: serde_json::Map<String, serde_json::Value>,
+        /// Bytes of all shards' tensors.
+        bytes: u64,
+    },
+}
+
+impl SavedState {
+    /// Puts the state into the checkpoint folder `dir` being filled: writes the whole file, or
+    /// moves the shards in (a rename on the same file system) and writes their index.
+    pub fn place(&self, dir: &Path) -> Result<()> {
+        match self {
+            SavedState::Whole(t) => Ok(palisade_model::weights::write_atomic(
+                t,
+                &dir.join(crate::checkpoint::OPTIMIZER_FILE),
+            )?),
+            SavedState::Shards {
+                staging,
+                files,
+                weight_map,
+                bytes,
+            } => {
+                for f in files {
+                    let from = staging.join(f);
+                    std::fs::rename(&from, dir.join(f)).map_err(io_at(&from))?;
+                }
+                Ok(palisade_model::weights::write_index(
+                    &dir.join(crate::checkpoint::OPTIMIZER_INDEX),
+                    weight_map.clone(),
+                    *bytes,
+                )?)
+            }
+        }
+    }
+
+    /// Removes the staging folder, whether or not the checkpoint was written.
+    pub fn clean_up(&self) {
+        if let SavedState::Shards { staging, .. } = self {
+            let _ = std::fs::remove_dir_all(staging);
+        }
+    }
+}
+
+/// The shard file of `rank` of `world`.
+fn shard_name(rank: usize, world: usize) -> String {
+    format!("optimizer-{:05}-of-{world:05}.safetensors", rank + 1)
+}
+
+/// A rank's shard, as rank 0 indexes it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Listing {
+    names: Vec<String>,
+    bytes: u64,
 }
 
 /// Bytes per message: the process groups count elements in 32 bits.
 const CHUNK: usize = 1 << 30;
 
-fn serialize(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    Tensor::save_multi_to_stream(tensors, &mut buf)
-        .map_err(|e| TrainerError::Config(format!("serializing optimizer state: {e}")))?;
-    Ok(buf)
+fn send_bytes(g: &dyn ProcessGroup, bytes: &[u8], dest: usize) -> Result<()> {
+    g.send(&Tensor::from_slice(&[bytes.len() as i64]), dest)?;
+    for chunk in bytes.chunks(CHUNK) {
+        g.send(&Tensor::from_slice(chunk), dest)?;
+    }
+    Ok(())
 }
 
-fn receive(g: &dyn ProcessGroup, src: usize) -> Result<Vec<(String, Tensor)>> {
+fn receive_bytes(g: &dyn ProcessGroup, src: usize) -> Result<Vec<u8>> {
     let mut len = Tensor::zeros([1], (Kind::Int64, tch::Device::Cpu));
     g.recv(&mut len, src)?;
     let len = len.int64_value(&[0]) as usize;
@@ -198,13 +293,12 @@ fn receive(g: &dyn ProcessGroup, src: usize) -> Result<Vec<(String, Tensor)>> {
         let n = CHUNK.min(len - bytes.len());
         let mut part = Tensor::zeros([n as i64], (Kind::Uint8, tch::Device::Cpu));
         g.recv(&mut part, src)?;
-        bytes
-            .extend(Vec::<u8>::try_from(&part).map_err(|e| {
-                TrainerError::Config(format!("optimizer state of rank {src}: {e}"))
-            })?);
+        bytes.extend(
+            Vec::<u8>::try_from(&part)
+                .map_err(|e| TrainerError::Config(format!("message from rank {src}: {e}")))?,
+        );
     }
-    Tensor::load_multi_from_stream(std::io::Cursor::new(bytes))
-        .map_err(|e| TrainerError::Config(format!("optimizer state of rank {src}: {e}")))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -245,6 +339,7 @@ mod tests {
         s.sharded = true;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("optimizer.safetensors");
+        let ckpt = dir.path();
         let state = [
             "exp_avg.a.w",
             "exp_avg.b.w",
@@ -254,7 +349,7 @@ mod tests {
         ];
         palisade_model::weights::write_atomic(&state.map(t), &path).unwrap();
         let kept: Vec<String> = s
-            .read_owned_state(&path)
+            .read_owned_state(ckpt)
             .unwrap()
             .into_iter()
             .map(|(k, _)| k)
