@@ -3,7 +3,9 @@
 //! ones widened, and the model gets the updated copies rounded back. Small updates that
 //! bfloat16 would round away accumulate in the masters. The masters travel in the optimizer's
 //! state (`master.NAME`), so that a resumed run continues from them exactly; under
-//! `parallel.shard: optimizer` each rank keeps the masters of its own share only.
+//! `parallel.shard: optimizer` each rank keeps the masters of its own share only. Each master
+//! keeps its float32 gradient buffer between steps (tch cannot drop a leaf's gradient), so a
+//! bf16 parameter costs 2 + 2 + 4 + 4 bytes before the optimizer's own state.
 
 use super::{Optimizer, Param};
 use crate::error::Result;

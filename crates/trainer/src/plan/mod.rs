@@ -225,8 +225,9 @@ pub fn plan(cfg: &ExperimentConfig, shape: Shape, world: usize, tp: usize) -> Re
         "adafactor" => 4.0 * f64::from(u8::from(t.adafactor.momentum.is_some())),
         _ => 8.0,
     };
+    // float32 masters and their float32 gradients (kept between steps, see optimizer/master.rs).
     let masters = if precision == Precision::Bf16 {
-        4.0
+        8.0
     } else {
         0.0
     };
