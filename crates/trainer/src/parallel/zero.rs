@@ -11,9 +11,9 @@
 
 use super::Mesh;
 use crate::error::{io_at, Result, TrainerError};
-use palisade_sharding::{broadcast_bucketed, ProcessGroup};
+use palisade_sharding::broadcast_bucketed;
 use std::path::{Path, PathBuf};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Which rank owns each trainable parameter's update and optimizer state.
 pub struct OptimizerShards {
@@ -175,23 +175,19 @@ impl OptimizerShards {
             bytes: palisade_model::weights::safetensors::byte_size(&mine),
         };
         drop(mine);
-        let g = mesh.dp();
+        // Every rank's entry names (small beside the tensors), for rank 0's index.
         let encoded = serde_json::to_vec(&listing).expect("names serialise");
+        let listings = palisade_sharding::all_gather_bytes(mesh.dp(), &encoded)?;
         if self.rank != 0 {
-            send_bytes(g, &encoded, 0)?;
             return Ok(None);
         }
         let mut weight_map = serde_json::Map::new();
         let mut bytes = 0;
         let mut files = Vec::new();
-        for src in 0..self.world {
-            let l: Listing = if src == 0 {
-                listing.clone()
-            } else {
-                serde_json::from_slice(&receive_bytes(g, src)?).map_err(|e| {
-                    TrainerError::Config(format!("optimizer shard listing of rank {src}: {e}"))
-                })?
-            };
+        for (src, encoded) in listings.iter().enumerate() {
+            let l: Listing = serde_json::from_slice(encoded).map_err(|e| {
+                TrainerError::Config(format!("optimizer shard listing of rank {src}: {e}"))
+            })?;
             let file = shard_name(src, self.world);
             for n in l.names {
                 weight_map.insert(n, file.clone().into());
@@ -267,43 +263,16 @@ fn shard_name(rank: usize, world: usize) -> String {
 }
 
 /// A rank's shard, as rank 0 indexes it.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Listing {
     names: Vec<String>,
     bytes: u64,
 }
 
-/// Bytes per message: the process groups count elements in 32 bits.
-const CHUNK: usize = 1 << 30;
-
-fn send_bytes(g: &dyn ProcessGroup, bytes: &[u8], dest: usize) -> Result<()> {
-    g.send(&Tensor::from_slice(&[bytes.len() as i64]), dest)?;
-    for chunk in bytes.chunks(CHUNK) {
-        g.send(&Tensor::from_slice(chunk), dest)?;
-    }
-    Ok(())
-}
-
-fn receive_bytes(g: &dyn ProcessGroup, src: usize) -> Result<Vec<u8>> {
-    let mut len = Tensor::zeros([1], (Kind::Int64, tch::Device::Cpu));
-    g.recv(&mut len, src)?;
-    let len = len.int64_value(&[0]) as usize;
-    let mut bytes = Vec::with_capacity(len);
-    while bytes.len() < len {
-        let n = CHUNK.min(len - bytes.len());
-        let mut part = Tensor::zeros([n as i64], (Kind::Uint8, tch::Device::Cpu));
-        g.recv(&mut part, src)?;
-        bytes.extend(
-            Vec::<u8>::try_from(&part)
-                .map_err(|e| TrainerError::Config(format!("message from rank {src}: {e}")))?,
-        );
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn parameters_are_dealt_largest_first_to_the_least_loaded_rank() {

@@ -134,11 +134,12 @@ impl std::fmt::Display for Plan {
         for s in &self.shape.stacks {
             writeln!(
                 f,
-                "  stack {:<8} {:>3} blocks, width {:>5}, {:>5} tokens{}",
+                "  stack {:<8} {:>3} blocks, width {:>5}, {:>5} tokens, {:.3} B parameters{}",
                 s.name,
                 s.blocks,
                 s.width,
                 s.tokens,
+                s.params as f64 / 1e9,
                 if s.trainable { "" } else { " (frozen)" }
             )?;
         }
@@ -222,7 +223,8 @@ pub fn plan(cfg: &ExperimentConfig, shape: Shape, world: usize, tp: usize) -> Re
     let (params, trainable) = (shape.params as f64 / tpf, shape.trainable as f64 / tpf);
     let moments = match t.optimizer.as_str() {
         // Adafactor's factored second moments are rows + columns: next to nothing.
-        "adafactor" => 4.0 * f64::from(u8::from(t.adafactor.momentum.is_some())),
+        "adafactor" if t.adafactor.momentum.is_none() => 0.0,
+        "adafactor" => 4.0,
         _ => 8.0,
     };
     // float32 masters and their float32 gradients (kept between steps, see optimizer/master.rs).

@@ -100,12 +100,13 @@ pub trait StageModel {
 }
 
 /// The vocabulary size for planning: `key`'s value when the config sets it, else the size of
-/// the tokenizer `cfg` names (plus `extra` ids), which must then exist.
+/// the tokenizer `cfg` names (with the location tokens added when `loc`, as PaLI adds them),
+/// which must then exist.
 fn planned_vocab(
     cfg: &ExperimentConfig,
     set: Option<usize>,
     key: &str,
-    extra: usize,
+    loc: bool,
 ) -> Result<usize> {
     if let Some(v) = set {
         return Ok(v);
@@ -116,7 +117,8 @@ fn planned_vocab(
             cfg.data.tokenizer.display()
         )));
     }
-    Ok(cfg.data.load_tokenizer()?.vocab_size() + extra)
+    let tok = cfg.data.load_tokenizer()?;
+    Ok(if loc { tok.with_loc_tokens() } else { tok }.vocab_size())
 }
 
 /// What the evaluation runs read from an experiment.

@@ -110,9 +110,7 @@ impl StageKind for Pali {
 
     fn shape(&self, cfg: &ExperimentConfig) -> Result<crate::plan::Shape> {
         let set = cfg.model.language.as_ref().and_then(|l| l.vocab_size);
-        // Location tokens are ids of their own beside the tokenizer's.
-        let loc = palisade_data::tokenizer::LOC_TOKENS;
-        let vocab = super::planned_vocab(cfg, set, "model.language.vocab_size", loc)?;
+        let vocab = super::planned_vocab(cfg, set, "model.language.vocab_size", true)?;
         let pcfg = pali_config(cfg, vocab)?;
         let frames = cfg
             .data

@@ -106,7 +106,7 @@ impl StageKind for Siglip {
 
     fn shape(&self, cfg: &ExperimentConfig) -> Result<crate::plan::Shape> {
         let set = cfg.model.text.as_ref().and_then(|t| t.vocab_size);
-        let vocab = super::planned_vocab(cfg, set, "model.text.vocab_size", 0)?;
+        let vocab = super::planned_vocab(cfg, set, "model.text.vocab_size", false)?;
         Ok(crate::plan::shape::siglip(&model_config(cfg, vocab)?))
     }
 
