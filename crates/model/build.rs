@@ -1,4 +1,4 @@
-//! Compiles the small C++ shim that enters bfloat16 autocast on the CPU or CUDA.
+//! Compiles the small C++ shims: bfloat16 autocast on the CPU or CUDA, and dropping gradients.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,11 +24,13 @@ fn torch_include() -> PathBuf {
 
 fn main() {
     println!("cargo:rerun-if-changed=cpp/autocast.cpp");
+    println!("cargo:rerun-if-changed=cpp/grad.cpp");
     println!("cargo:rerun-if-env-changed=PALISADE_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     cc::Build::new()
         .cpp(true)
         .file("cpp/autocast.cpp")
+        .file("cpp/grad.cpp")
         .include(torch_include())
         .flag("-std=c++20")
         .flag("-w")

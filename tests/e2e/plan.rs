@@ -52,6 +52,35 @@ fn pali3_is_planned_without_allocating_it() {
         out.contains("5776 tokens") && out.contains("fits in 80 GiB"),
         "{out}"
     );
+    // On 64 GPUs the config's `optimizer` sharding is over 80 GiB; `full` divides the blocks'
+    // parameters and gradients by the ranks, plus one gathered segment, and fits.
+    let plan = |shard: &str| {
+        let set = format!("parallel.shard={shard}");
+        let args = [
+            "plan",
+            cfg.to_str().unwrap(),
+            "--world",
+            "64",
+            "--json",
+            "--set",
+            &set,
+        ];
+        json(&palisade_ok(dir.path(), &args))[0].clone()
+    };
+    let (opt, full) = (plan("optimizer"), plan("full"));
+    let gib =
+        |p: &serde_json::Value, k: &str| p["bytes"][k].as_f64().unwrap() / (1u64 << 30) as f64;
+    assert!(gib(&opt, "parameters") > 10.0, "{opt}");
+    assert!(gib(&full, "parameters") < 2.5, "{full}");
+    assert!(gib(&full, "gathered segment") > 0.1, "{full}");
+    assert!(
+        full["total_bytes"].as_f64().unwrap() < 80.0 * (1u64 << 30) as f64,
+        "{full}"
+    );
+    assert!(
+        opt["total_bytes"].as_f64().unwrap() > 80.0 * (1u64 << 30) as f64,
+        "{opt}"
+    );
 }
 
 #[test]

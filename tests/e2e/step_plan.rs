@@ -81,27 +81,40 @@ fn bad_accum_steps_remat_and_shard_values_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(dir.path(), "");
     let cfg = cfg.to_str().unwrap();
-    for (set, want) in [
+    for (sets, want) in [
         (
-            "train.accum_steps=3",
+            &["train.accum_steps=3"][..],
             "key train.accum_steps: 3 does not divide the 16 examples per rank",
         ),
         (
-            "train.remat=every_0",
+            &["train.remat=every_0"],
             "key train.remat: \"every_0\" is not none, blocks or every_N",
         ),
         (
-            "parallel.shard=zero3",
+            &["parallel.shard=zero3"],
             "key parallel.shard: \"zero3\" is not none, optimizer or full",
         ),
         (
-            "parallel.shard=full",
-            "key parallel.shard: full (parameters sharded too, FSDP) is not built yet",
+            &["parallel.shard=full"],
+            "key parallel.shard: full frees each block's parameters between its forward and its \
+             recomputation in backward, so it needs train.remat: blocks or every_N (not none)",
+        ),
+        (
+            &[
+                "parallel.shard=full",
+                "train.remat=blocks",
+                "train.ema_decay=0.9",
+            ],
+            "key train.ema_decay: 0.9 keeps a whole copy of every parameter on every rank",
         ),
     ] {
-        let out = palisade(dir.path(), &["train", cfg, "--set", set, "--no-progress"]);
+        let mut args = vec!["train", cfg, "--no-progress"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let out = palisade(dir.path(), &args);
         let t = text(&out);
-        assert!(!out.status.success() && t.contains(want), "{set}: {t}");
+        assert!(!out.status.success() && t.contains(want), "{sets:?}: {t}");
         assert!(!t.contains("panicked"), "{t}");
     }
     assert!(!dir.path().join("runs").exists());

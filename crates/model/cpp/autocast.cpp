@@ -34,3 +34,7 @@ extern "C" int palisade_autocast_enabled(int cuda) {
 extern "C" int palisade_autocast_is_bf16(int cuda) {
   return at::autocast::get_autocast_dtype(device_type(cuda)) == at::kBFloat16;
 }
+
+// Frees the cast-weight cache now: the bfloat16 copies autocast keeps of parameters until the
+// outermost region ends, which would hold every block's copy when blocks are sharded.
+extern "C" void palisade_autocast_clear_cache() { at::autocast::clear_cache(); }

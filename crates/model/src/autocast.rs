@@ -7,6 +7,14 @@ extern "C" {
     fn palisade_autocast_enter(cuda: i32) -> i32;
     fn palisade_autocast_exit(cuda: i32, prev: i32);
     fn palisade_autocast_enabled(cuda: i32) -> i32;
+    fn palisade_autocast_clear_cache();
+}
+
+/// Frees autocast's cached bfloat16 copies of parameters (refilled on next use): sharded
+/// blocks free their parameters after each segment, and their copies must go with them.
+pub fn clear_cache() {
+    // SAFETY: no arguments; libtorch's cache is thread-local.
+    unsafe { palisade_autocast_clear_cache() }
 }
 
 /// Where the arithmetic runs in which floating-point format (`train.precision`).

@@ -10,10 +10,13 @@
 //! bias, the encoder output the decoder attends to) pass through [`shared`]: a leaf for the
 //! segments, whose summed gradient is pushed into the original after all of them.
 //!
-//! Outside a scope, or when a segment's input needs no gradient (a frozen tower), segments run
-//! plainly, so model code has one path. Recomputation is deterministic (no dropout is applied
+//! Outside a scope, or when neither a segment's input nor its blocks need a gradient (a frozen
+//! tower), segments run plainly, so model code has one path. Every segment names its blocks'
+//! [`Unit`]s, so that an installed [`crate::param_hook`] (`parallel.shard: full`) can make their
+//! parameters whole just before they run and free them just after, forward and recomputed. Recomputation is deterministic (no dropout is applied
 //! in training here), so gradients equal those without remat.
 
+use crate::param_hook::{self, Unit};
 use std::cell::RefCell;
 use tch::{Kind, Tensor};
 
@@ -26,6 +29,8 @@ enum Entry {
         f: Box<dyn Fn(&Tensor) -> Tensor>,
         /// The device type whose autocast was on when it ran: the recomputation runs under it.
         autocast: Option<tch::Device>,
+        /// Its blocks, for the parameter hook.
+        units: Vec<Unit>,
     },
     /// Push `leaf`'s gradient into `source`'s graph.
     Shared { source: Tensor, leaf: Tensor },
@@ -81,10 +86,13 @@ pub fn scope<T>(every: usize, forward: impl FnOnce() -> T, backward: impl FnOnce
                 out,
                 f,
                 autocast,
+                units,
             } => {
                 let g = out.grad();
                 if g.defined() {
+                    hook(|h| h.before_backward(&units));
                     push(&crate::autocast::bf16(autocast, || f(&input)), &g);
+                    hook(|h| h.after_backward(&units));
                 }
             }
             Entry::Shared { source, leaf } => {
@@ -111,24 +119,34 @@ pub fn segment_len() -> usize {
     TAPE.with(|t| t.borrow().as_ref().map_or(1, |t| t.every))
 }
 
-/// `f(blocks, x)`, checkpointed as one segment when a scope is active and `x` needs a
-/// gradient. `f` owns whatever else it reads (shallow clones of masks and biases: `'static`),
-/// so that it can run again after the caller's locals are gone.
+/// `f(blocks, x)`, checkpointed as one segment when a scope is active and `x` or the blocks
+/// (`units`, one per block) need a gradient. `f` owns whatever else it reads (shallow clones of
+/// masks and biases: `'static`), so that it can run again after the caller's locals are gone.
 ///
 /// # Safety
 /// `blocks` must stay alive and unmoved until the enclosing [`scope`] returns (the blocks of a
 /// model that outlives the training step), since the replay reads them after `forward` ends.
 pub unsafe fn segment<M: ?Sized + 'static>(
     blocks: &M,
+    units: &[Unit],
     x: &Tensor,
     f: impl Fn(&M, &Tensor) -> Tensor + 'static,
 ) -> Tensor {
-    if !active() || !x.requires_grad() {
-        return f(blocks, x);
+    let trained = || param_hook::with_current(|h| h.trainable(units)) == Some(true);
+    hook(|h| h.before_forward(units));
+    if !active() || !(x.requires_grad() || trained()) {
+        let y = f(blocks, x);
+        // A graph through the parameters needs them until its backward: the hook's owner
+        // frees them after the step instead.
+        if !y.requires_grad() {
+            hook(|h| h.after_forward(units));
+        }
+        return y;
     }
     let out = tch::no_grad(|| f(blocks, x))
         .detach()
         .set_requires_grad(true);
+    hook(|h| h.after_forward(units));
     let blocks = blocks as *const M;
     // SAFETY: the caller keeps `blocks` alive until `scope` returns, and the tape is drained or
     // cleared (the `Clear` guard) before then, so the pointer is only read while valid.
@@ -138,8 +156,14 @@ pub unsafe fn segment<M: ?Sized + 'static>(
         out: out.shallow_clone(),
         f,
         autocast: crate::autocast::current(),
+        units: units.to_vec(),
     });
     out
+}
+
+/// Tells the installed parameter hook, if any.
+fn hook(f: impl FnOnce(&dyn param_hook::ParamHook)) {
+    param_hook::with_current(f);
 }
 
 /// `t` for several segments to read: inside a scope, a leaf whose gradient reaches `t` after
@@ -197,7 +221,7 @@ mod tests {
                 let b = b.shallow_clone();
                 // SAFETY: `blocks` outlives the scope below.
                 h = unsafe {
-                    segment(chunk, &h, move |chunk, h| {
+                    segment(chunk, &[], &h, move |chunk, h| {
                         chunk
                             .iter()
                             .fold(h.shallow_clone(), |h, l| (l.forward(&h) + &b).tanh() + &h)

@@ -44,13 +44,19 @@ pub fn slice(t: &Tensor, k: usize, n: usize) -> Tensor {
 }
 
 /// Backward of a loss that is a mean over items, in `n` micro-batches: `counts[k]` items in
-/// micro-batch `k`, whose mean loss `loss(k)` gives. Returns the whole share's mean.
+/// micro-batch `k`, whose mean loss `loss(k)` gives; `share` is this rank's share of the whole
+/// batch's items (their count over all ranks divided by the ranks; on one rank, the sum of
+/// `counts`). Each micro-batch weighs `counts[k] / share`, so that the ranks' gradients, once
+/// averaged, are those of the mean over every item of the global batch however unevenly the
+/// items fall. Returns this rank's value of that weighting, whose mean over ranks is the
+/// global batch's mean loss.
 pub fn backward_item_mean(
     counts: &[f64],
+    share: f64,
     remat: usize,
     mut loss: impl FnMut(usize) -> Result<Tensor>,
 ) -> Result<f64> {
-    let total: f64 = counts.iter().sum();
+    let total = share;
     let mut value = 0.0;
     for (k, &c) in counts.iter().enumerate() {
         // A micro-batch without items adds nothing (its mean would be 0/0); a share without
@@ -146,12 +152,8 @@ mod tests {
                 0.1,
             ))
         };
-        let whole = backward_item_mean(
-            &[labels.ne(-100).sum(Kind::Float).double_value(&[])],
-            0,
-            |_| loss_of(&x, &labels),
-        )
-        .unwrap();
+        let all = labels.ne(-100).sum(Kind::Float).double_value(&[]);
+        let whole = backward_item_mean(&[all], all, 0, |_| loss_of(&x, &labels)).unwrap();
         let g1 = grads(&vs);
         vs.variables().values().for_each(|t| {
             let _ = t.grad().zero_();
@@ -167,7 +169,7 @@ mod tests {
             .collect();
         // Uneven (6, 3, 7, 5 tokens): a plain average of micro-batch means would be wrong.
         assert!(counts.iter().any(|&c| c != counts[0]), "{counts:?}");
-        let split = backward_item_mean(&counts, 0, |k| {
+        let split = backward_item_mean(&counts, all, 0, |k| {
             loss_of(&slice(&x, k, n), &slice(&labels, k, n))
         })
         .unwrap();

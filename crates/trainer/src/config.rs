@@ -54,8 +54,9 @@ pub struct ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParallelSection {
-    /// `none` (every rank holds everything) or `optimizer` (ZeRO-1: each rank keeps the
-    /// optimizer state of its share of the parameters); `full` (FSDP) is not built yet.
+    /// `none` (every rank holds everything), `optimizer` (ZeRO-1: each rank keeps the optimizer
+    /// state of its share of the parameters) or `full` (ZeRO-3 / FSDP: the blocks' parameters
+    /// and gradients too, gathered per remat segment).
     #[serde(default = "default_shard")]
     pub shard: String,
 }
@@ -256,11 +257,22 @@ impl ExperimentConfig {
         match self.parallel.shard.as_str() {
             "none" | "optimizer" => {}
             "full" => {
-                return Err(
-                    "key parallel.shard: full (parameters sharded too, FSDP) is not built \
-                            yet; none or optimizer"
-                        .into(),
-                )
+                if remat_blocks(&t.remat)? == 0 {
+                    return Err(
+                        "key parallel.shard: full frees each block's parameters between \
+                                its forward and its recomputation in backward, so it needs \
+                                train.remat: blocks or every_N (not none)"
+                            .into(),
+                    );
+                }
+                if t.ema_decay > 0.0 {
+                    return Err(format!(
+                        "key train.ema_decay: {} keeps a whole copy of every parameter on every \
+                         rank, which parallel.shard: full exists to avoid; set it to 0 or use \
+                         parallel.shard: optimizer",
+                        t.ema_decay
+                    ));
+                }
             }
             other => {
                 return Err(format!(

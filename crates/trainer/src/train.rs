@@ -11,7 +11,7 @@ use crate::error::{io_at, Result, TrainerError};
 use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
 use crate::optimizer;
-use crate::parallel::{DataParallel, Mesh, OptimizerShards};
+use crate::parallel::{clip_owned_grad_norm, DataParallel, FullShards, Mesh, OptimizerShards};
 use crate::preempt::PreemptGuard;
 use crate::preflight;
 use crate::resume::{self, Start};
@@ -148,7 +148,8 @@ pub(crate) fn train_on(
     if rank == 0 {
         preflight::check_memory(model.vs(), device)?;
     }
-    let dp = DataParallel::new(model.vs(), (t.grad_bucket_mb * (1 << 20) as f64) as usize);
+    let bucket_bytes = (t.grad_bucket_mb * (1 << 20) as f64) as usize;
+    let dp = DataParallel::new(model.vs(), bucket_bytes);
     let choice = optimizer::Choice {
         name: &t.optimizer,
         adamw: optimizer::AdamWConfig {
@@ -160,12 +161,31 @@ pub(crate) fn train_on(
     };
     // With parallel.shard: optimizer each rank updates, and keeps the state of, its share.
     let trainable = weights::trainable(model.vs());
-    let shards = OptimizerShards::new(
+    let (units, full) = (model.units(), cfg.parallel.shard == "full");
+    let mut shards = OptimizerShards::new(
         &trainable,
         mesh,
-        cfg.parallel.shard == "optimizer",
-        (t.grad_bucket_mb * (1 << 20) as f64) as usize,
+        cfg.parallel.shard != "none",
+        bucket_bytes,
+        |n| full && units.iter().any(|u| u.contains(n)),
     );
+    // With parallel.shard: full the blocks' parameters live on their owners too, gathered per
+    // remat segment (parallel/fsdp.rs); the rest stays whole, as with `optimizer`.
+    let fsdp = if full && shards.is_sharded() {
+        let f = FullShards::new(model.vs(), &units, &shards, mesh, bucket_bytes)?;
+        shards.gather_on_use(|n| f.holds(n));
+        let (mine, all) = f.kept_elements();
+        tracing::info!(
+            "parallel.shard: full: rank {rank} keeps {mine} of {all} block parameter elements"
+        );
+        Some(f)
+    } else {
+        None
+    };
+    let dp = match &fsdp {
+        Some(f) => dp.except(|n| f.holds(n)),
+        None => dp,
+    };
     if shards.is_sharded() {
         let (mine, all) = shards.owned_elements();
         tracing::info!(
@@ -174,6 +194,7 @@ pub(crate) fn train_on(
         );
     }
     let owned = shards.owned(trainable);
+    let owned_params: Vec<tch::Tensor> = owned.iter().map(|(_, p)| p.shallow_clone()).collect();
     let mut opt = if precision == Precision::Bf16 {
         // float32 masters of this rank's share, taken before the model is rounded to bf16.
         let masters = optimizer::masters(&owned);
@@ -221,6 +242,10 @@ pub(crate) fn train_on(
     }
     // Data parallelism: every rank starts from rank 0's parameters (a no-op for one rank).
     dp.broadcast_parameters(mesh, model.vs())?;
+    // From here each rank holds only its own block parameters whole.
+    if let Some(f) = &fsdp {
+        f.release_all();
+    }
     let mut metrics = if rank == 0 {
         Some(MetricsLog::open(&run, resume_from.as_ref().map(|_| step))?)
     } else {
@@ -241,7 +266,10 @@ pub(crate) fn train_on(
         skipped_total += batch.skipped;
         // Gradients of this rank's share: train.accum_steps micro-batches, blocks checkpointed
         // per train.remat.
-        let loss = model.backward(&batch, mesh, plan)?;
+        let loss = match &fsdp {
+            Some(f) => f.during(|| model.backward(&batch, mesh, plan))?,
+            None => model.backward(&batch, mesh, plan)?,
+        };
         // The preemption flag rides with the loss, so every rank stops after the same step.
         let signal = preempt.received().unwrap_or(0) as f64;
         let [mean_loss, any_signal] = global_means(mesh, [loss, signal])?;
@@ -254,8 +282,12 @@ pub(crate) fn train_on(
             });
         }
         dp.average_gradients(mesh, step)?;
-        // Gradients are whole on every rank: the norm is the global one however state is split.
-        let grad_norm = optimizer::clip_grad_norm(shards.params(), t.grad_clip);
+        // The global norm however state is split: from whole gradients on every rank, or (full)
+        // from each rank's owned ones.
+        let grad_norm = match &fsdp {
+            Some(_) => clip_owned_grad_norm(mesh.dp(), &owned_params, t.grad_clip)?,
+            None => optimizer::clip_grad_norm(shards.params(), t.grad_clip),
+        };
         let lr = sched.lr(step);
         opt.step(lr);
         shards.broadcast_updates(mesh)?;
@@ -299,6 +331,10 @@ pub(crate) fn train_on(
         if step.is_multiple_of(t.checkpoint_every) || step == last_step || preempted {
             // The other ranks wait while rank 0 writes: a slow phase for the watchdog.
             let _slow = slow_phase();
+            // The model folder is whole: every rank takes part in gathering it.
+            if let Some(f) = &fsdp {
+                f.gather_all()?;
+            }
             let state = TrainState {
                 step,
                 examples_seen,
@@ -333,6 +369,9 @@ pub(crate) fn train_on(
                 tracing::info!("checkpoint {}", written.display());
             }
             mesh.world().barrier()?;
+            if let Some(f) = &fsdp {
+                f.release_all();
+            }
         }
         if preempted {
             let sig = preempt.received().unwrap_or(libc::SIGTERM);
@@ -348,7 +387,8 @@ pub(crate) fn train_on(
         // --- Periodic evaluation -----------------------------------------------------------
         if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps {
             let _slow = slow_phase();
-            if let Some(r) = model.evaluate(cfg, mesh, Some(step), None)? {
+            let r = gathered(&fsdp, || model.evaluate(cfg, mesh, Some(step), None))?;
+            if let Some(r) = r {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
                 }
@@ -367,7 +407,9 @@ pub(crate) fn train_on(
     let mut report = None;
     if step == t.steps && end == End::Done {
         let _slow = slow_phase();
-        report = model.evaluate(cfg, mesh, Some(step), Some(&run.report()))?;
+        report = gathered(&fsdp, || {
+            model.evaluate(cfg, mesh, Some(step), Some(&run.report()))
+        })?;
         if let (Some(r), 0) = (&report, rank) {
             r.write(&run.report(), &r.title(&cfg.name))?;
             if let Some(m) = metrics.as_mut() {
@@ -405,6 +447,14 @@ pub(crate) fn train_on(
         report,
         end,
     })
+}
+
+/// `f` with every parameter whole on every rank (with `parallel.shard: full`, gathered for it).
+fn gathered<T>(fsdp: &Option<FullShards>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match fsdp {
+        Some(s) => s.gathered(f),
+        None => f(),
+    }
 }
 
 /// Moves `loader` to where the checkpoint in `dir` left this rank: its own cursor on the same

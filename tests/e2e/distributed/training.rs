@@ -177,6 +177,27 @@ fn two_and_four_ranks_match_one_process() {
             "train.remat=blocks",
         ],
     );
+    // Parameters sharded too (FSDP), per remat segment, with exact accumulation; and 4 such
+    // ranks stopped at step 3, resumed on 2 unsharded without remat (full → none, 4 → 2).
+    let full = [
+        "--set",
+        "parallel.shard=full",
+        "--set",
+        "train.remat=blocks",
+    ];
+    let accum: Vec<&str> = full
+        .iter()
+        .copied()
+        .chain(["--set", "train.accum_steps=2"])
+        .collect();
+    on_ranks("mpirun", 2, &run_dir("full-accum", 2), &accum);
+    let stop: Vec<&str> = full
+        .iter()
+        .copied()
+        .chain(["--stop-at-step", "3"])
+        .collect();
+    on_ranks("mpirun", 4, &run_dir("full-resumed", 2), &stop);
+    on_ranks("mpirun", 2, &run_dir("full-resumed", 2), &["--resume"]);
 
     let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
     let want_loss = losses(&one);
@@ -188,6 +209,8 @@ fn two_and_four_ranks_match_one_process() {
         ("zero", 4),
         ("zero-resumed", 2),
         ("zero-accum-remat", 2),
+        ("full-accum", 2),
+        ("full-resumed", 2),
     ];
     for (how, w) in runs.into_iter().chain(more) {
         let run = run_dir(how, w);

@@ -50,6 +50,14 @@ pub struct SynthSection {
     /// Tokenizer vocabulary cap.
     #[serde(default = "default_vocab")]
     pub vocab_size: usize,
+    /// Scenes per Parquet row group: the unit the loader deals out to ranks (rank `r` of `W`
+    /// reads units `r`, `r + W`, …), so a group of one rank's batch makes unshuffled runs on
+    /// any number of ranks read one process's global batches.
+    #[serde(
+        default = "default_rows_per_group",
+        skip_serializing_if = "is_default_rows_per_group"
+    )]
+    pub rows_per_group: usize,
 }
 
 fn is_scenes(k: &SynthKind) -> bool {
@@ -69,6 +77,12 @@ fn default_objects() -> usize {
 }
 fn default_vocab() -> usize {
     512
+}
+fn default_rows_per_group() -> usize {
+    ShapesConfig::default().rows_per_group
+}
+fn is_default_rows_per_group(n: &usize) -> bool {
+    *n == default_rows_per_group()
 }
 
 /// The held-out split's seed is the experiment's, moved far enough to share no scene.
@@ -92,6 +106,7 @@ impl SynthSection {
             rows,
             image_size: self.image_size,
             max_objects: self.max_objects,
+            rows_per_group: self.rows_per_group,
             seed,
             ..Default::default()
         }

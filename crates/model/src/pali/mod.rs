@@ -43,6 +43,10 @@ pub struct PaliModel {
 }
 
 impl PaliModel {
+    /// Every ViT and language-model block's variables (for `parallel.shard: full`).
+    pub fn units(&self) -> Vec<crate::param_hook::Unit> {
+        [self.vision.units().to_vec(), self.lm.units()].concat()
+    }
     /// A freshly initialised model.
     pub fn new(cfg: &PaliConfig, device: Device) -> Result<PaliModel> {
         let vs = nn::VarStore::new(device);

@@ -135,6 +135,8 @@ impl EncoderLayer {
 #[derive(Debug)]
 pub struct Encoder {
     layers: Vec<EncoderLayer>,
+    /// Each block's variables, for the parameter hook.
+    units: Vec<crate::param_hook::Unit>,
 }
 
 impl Encoder {
@@ -145,17 +147,26 @@ impl Encoder {
             layers: (0..d.depth)
                 .map(|i| EncoderLayer::new(&lp / i, d))
                 .collect(),
+            units: (0..d.depth)
+                .map(|i| crate::param_hook::Unit::at(&(&lp / i)))
+                .collect(),
         }
+    }
+
+    /// Each block's variables, in order.
+    pub fn units(&self) -> &[crate::param_hook::Unit] {
+        &self.units
     }
 
     /// Applies every block in order, as checkpointed segments inside a remat scope.
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
         let mut h = x.shallow_clone();
-        for chunk in self.layers.chunks(crate::remat::segment_len()) {
+        let n = crate::remat::segment_len();
+        for (chunk, units) in self.layers.chunks(n).zip(self.units.chunks(n)) {
             let mask = mask.map(Tensor::shallow_clone);
             // SAFETY: the blocks are this model's, which outlives any training step's scope.
             h = unsafe {
-                crate::remat::segment(chunk, &h, move |chunk, h| {
+                crate::remat::segment(chunk, units, &h, move |chunk, h| {
                     chunk
                         .iter()
                         .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))

@@ -51,6 +51,10 @@ pub struct SiglipModel {
 }
 
 impl SiglipModel {
+    /// Every tower block's variables (for `parallel.shard: full`).
+    pub fn units(&self) -> Vec<crate::param_hook::Unit> {
+        [self.vision.units(), self.text.units()].concat()
+    }
     /// A freshly initialised model (seed libtorch first for reproducible weights).
     pub fn new(cfg: &SiglipConfig, device: Device) -> Result<SiglipModel> {
         cfg.validate().map_err(crate::ModelError::Config)?;

@@ -19,6 +19,10 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
+    /// Each encoder block's variables, in order (for `parallel.shard: full`).
+    pub fn units(&self) -> &[crate::param_hook::Unit] {
+        self.encoder.units()
+    }
     /// Creates the tower under `p` (usually `text_model`).
     pub fn new(p: nn::Path, cfg: &SiglipTextConfig) -> TextTransformer {
         let w = cfg.hidden_size;

@@ -29,6 +29,10 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
+    /// Each encoder block's variables, in order (for `parallel.shard: full`).
+    pub fn units(&self) -> &[crate::param_hook::Unit] {
+        self.encoder.units()
+    }
     /// Creates the tower under `p` (usually `vision_model`).
     pub fn new(p: nn::Path, cfg: &SiglipVisionConfig) -> VisionTransformer {
         let w = cfg.hidden_size;

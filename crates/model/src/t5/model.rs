@@ -40,6 +40,10 @@ pub struct T5Model {
 }
 
 impl T5Model {
+    /// Each encoder then decoder block's variables (for `parallel.shard: full`).
+    pub fn units(&self) -> Vec<crate::param_hook::Unit> {
+        [self.encoder.units(), self.decoder.units()].concat()
+    }
     /// Creates `shared`, `encoder.*`, `decoder.*` and (untied) `lm_head` under `p`.
     pub fn new(p: nn::Path, cfg: &T5Config) -> T5Model {
         let emb = nn::EmbeddingConfig {

@@ -3,6 +3,7 @@
 use super::attention::{causal_bias, padding_bias, AttentionDims, T5Attention};
 use super::config::T5Config;
 use super::layers::{FeedForward, RmsNorm};
+use crate::param_hook::Unit;
 use crate::remat;
 use tch::nn;
 use tch::Tensor;
@@ -14,6 +15,17 @@ fn dims(cfg: &T5Config) -> AttentionDims {
         heads: cfg.num_heads,
         num_buckets: cfg.relative_attention_num_buckets,
         max_distance: cfg.relative_attention_max_distance,
+    }
+}
+
+/// Block `i`'s variables under `block`: all but block 0's position bias, which every block's
+/// attention reads (it is computed before the segments run).
+fn block_unit(block: &nn::Path, i: usize, self_attn: &str) -> Unit {
+    let u = Unit::at(block);
+    if i == 0 {
+        u.except(&(block / "layer" / 0 / self_attn / "relative_attention_bias"))
+    } else {
+        u
     }
 }
 
@@ -34,6 +46,7 @@ struct EncoderBlock {
 #[derive(Debug)]
 pub struct Encoder {
     blocks: Vec<EncoderBlock>,
+    units: Vec<Unit>,
     final_layer_norm: RmsNorm,
 }
 
@@ -59,6 +72,9 @@ impl Encoder {
             .collect();
         Encoder {
             blocks,
+            units: (0..cfg.num_layers)
+                .map(|i| block_unit(&(&p / "block" / i), i, "SelfAttention"))
+                .collect(),
             final_layer_norm: RmsNorm::new(&p / "final_layer_norm", cfg.d_model, eps),
         }
     }
@@ -78,7 +94,7 @@ impl Encoder {
         );
         let n = remat::segment_len();
         let mut h = x.shallow_clone();
-        for (c, chunk) in self.blocks.chunks(n).enumerate() {
+        for (c, (chunk, units)) in self.blocks.chunks(n).zip(self.units.chunks(n)).enumerate() {
             let (pad, shared) = (pad.shallow_clone(), shared.shallow_clone());
             let f = move |chunk: &[EncoderBlock], h: &Tensor| {
                 chunk
@@ -89,9 +105,14 @@ impl Encoder {
                     })
             };
             // SAFETY: the blocks are this model's, which outlives any training step's scope.
-            h = unsafe { remat::segment(chunk, &h, f) };
+            h = unsafe { remat::segment(chunk, units, &h, f) };
         }
         h.apply(&self.final_layer_norm)
+    }
+
+    /// Each block's variables, in order.
+    pub fn units(&self) -> &[Unit] {
+        &self.units
     }
 }
 
@@ -139,6 +160,7 @@ pub struct BlockCache {
 #[derive(Debug)]
 pub struct Decoder {
     blocks: Vec<DecoderBlock>,
+    units: Vec<Unit>,
     final_layer_norm: RmsNorm,
 }
 
@@ -171,6 +193,9 @@ impl Decoder {
             .collect();
         Decoder {
             blocks,
+            units: (0..cfg.decoder_layers())
+                .map(|i| block_unit(&(&p / "block" / i), i, "SelfAttention"))
+                .collect(),
             final_layer_norm: RmsNorm::new(&p / "final_layer_norm", cfg.d_model, eps),
         }
     }
@@ -231,7 +256,8 @@ impl Decoder {
             None => {
                 let enc = remat::shared(enc);
                 let n = remat::segment_len();
-                for (c, chunk) in self.blocks.chunks(n).enumerate() {
+                let units = self.units.chunks(n);
+                for (c, (chunk, units)) in self.blocks.chunks(n).zip(units).enumerate() {
                     let (enc, bias) = (enc.shallow_clone(), bias.shallow_clone());
                     let f = move |chunk: &[DecoderBlock], h: &Tensor| {
                         chunk
@@ -242,11 +268,16 @@ impl Decoder {
                             })
                     };
                     // SAFETY: as in the encoder.
-                    h = unsafe { remat::segment(chunk, &h, f) };
+                    h = unsafe { remat::segment(chunk, units, &h, f) };
                 }
             }
         }
         h.apply(&self.final_layer_norm)
+    }
+
+    /// Each block's variables, in order.
+    pub fn units(&self) -> &[Unit] {
+        &self.units
     }
 }
 

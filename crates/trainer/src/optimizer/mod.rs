@@ -102,6 +102,13 @@ pub fn clip_grad_norm<'a>(
     max_norm: f64,
 ) -> f64 {
     let norm = grad_norm(params.clone());
+    clip_to(params, norm, max_norm);
+    norm
+}
+
+/// Scales the gradients of `params`, whose global norm is `norm`, down to `max_norm` when they
+/// exceed it (0: no clip).
+pub fn clip_to<'a>(params: impl IntoIterator<Item = &'a Tensor>, norm: f64, max_norm: f64) {
     if max_norm > 0.0 && norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
         tch::no_grad(|| {
@@ -113,7 +120,6 @@ pub fn clip_grad_norm<'a>(
             }
         });
     }
-    norm
 }
 
 /// Clears the gradients of `params`.

@@ -10,19 +10,35 @@ use tch::{nn, Tensor};
 pub struct DataParallel {
     /// Shallow handles to the trainable parameters, in name order (every rank agrees on it).
     params: Vec<Tensor>,
+    /// Their names.
+    names: Vec<String>,
     bucket_bytes: usize,
 }
 
 impl DataParallel {
     /// Data parallelism for the trainable variables of `vs`, `bucket_bytes` per collective.
     pub fn new(vs: &nn::VarStore, bucket_bytes: usize) -> DataParallel {
-        let params = palisade_model::weights::trainable(vs)
-            .into_iter()
-            .map(|(_, p)| p.shallow_clone())
-            .collect();
+        let (names, params) = palisade_model::weights::trainable(vs).into_iter().unzip();
         DataParallel {
             params,
+            names,
             bucket_bytes,
+        }
+    }
+
+    /// The same, less the parameters for which `elsewhere` is true (`parallel.shard: full`
+    /// averages its block parameters' gradients per segment).
+    pub fn except(self, elsewhere: impl Fn(&str) -> bool) -> DataParallel {
+        let (names, params) = self
+            .names
+            .into_iter()
+            .zip(self.params)
+            .filter(|(n, _)| !elsewhere(n))
+            .unzip();
+        DataParallel {
+            params,
+            names,
+            bucket_bytes: self.bucket_bytes,
         }
     }
 

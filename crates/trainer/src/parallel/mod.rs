@@ -2,15 +2,18 @@
 //! `parallelize` is. The job's ranks form a [`Mesh`] with named dimensions (`dp` today; `tp` and
 //! sharded state build on it); [`DataParallel`] replicates parameters and averages gradients
 //! over `dp`; [`OptimizerShards`] splits the optimizer state over `dp` (`parallel.shard:
-//! optimizer`); [`sigmoid_loss`] picks SigLIP's loss for the mesh (the ring over `dp` ranks, or
-//! the plain loss on one).
+//! optimizer`); [`FullShards`] splits the block parameters and their gradients too
+//! (`parallel.shard: full`, gathered per segment); [`sigmoid_loss`] picks SigLIP's loss for the
+//! mesh (the ring over `dp` ranks, or the plain loss on one).
 
 mod data_parallel;
+mod fsdp;
 mod mesh;
 mod ring_loss;
 mod zero;
 
 pub use data_parallel::DataParallel;
+pub use fsdp::{clip_owned_grad_norm, FullShards};
 pub use mesh::Mesh;
 pub use ring_loss::{distributed_sigmoid_loss, sigmoid_loss};
 pub use zero::{deal, OptimizerShards};

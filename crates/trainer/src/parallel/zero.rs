@@ -23,6 +23,8 @@ pub struct OptimizerShards {
     params: Vec<Tensor>,
     /// Owner of each.
     owner: Vec<usize>,
+    /// Gathered where it is used (`parallel.shard: full`'s block parameters): not broadcast.
+    on_use: Vec<bool>,
     /// Split over several ranks: the same answer on every rank (a rank that owns everything,
     /// as rank 0 does when there is one parameter, still takes part in the collectives).
     sharded: bool,
@@ -48,22 +50,33 @@ pub fn deal(sizes: &[i64], world: usize) -> Vec<usize> {
 
 impl OptimizerShards {
     /// Owners of `trainable` (name order) over `mesh`'s `dp` ranks; with `sharded` false (or
-    /// one rank) this rank owns everything.
+    /// one rank) this rank owns everything. The parameters for which `apart` is true are dealt
+    /// among themselves (`parallel.shard: full`'s block parameters, so that each rank stores
+    /// a fair share of them, not only of the optimizer state).
     pub fn new(
         trainable: &[(String, Tensor)],
         mesh: &Mesh,
         sharded: bool,
         bucket_bytes: usize,
+        apart: impl Fn(&str) -> bool,
     ) -> OptimizerShards {
         let (rank, world) = (mesh.dp().rank(), mesh.dp().world_size());
         let sizes: Vec<i64> = trainable.iter().map(|(_, t)| t.numel() as i64).collect();
         let sharded = sharded && world > 1;
-        let owner = if sharded {
-            deal(&sizes, world)
-        } else {
-            vec![rank; sizes.len()]
-        };
+        let mut owner = vec![rank; sizes.len()];
+        if sharded {
+            for class in [false, true] {
+                let ix: Vec<usize> = (0..trainable.len())
+                    .filter(|&i| apart(&trainable[i].0) == class)
+                    .collect();
+                let dealt = deal(&ix.iter().map(|&i| sizes[i]).collect::<Vec<_>>(), world);
+                for (i, r) in ix.into_iter().zip(dealt) {
+                    owner[i] = r;
+                }
+            }
+        }
         OptimizerShards {
+            on_use: vec![false; sizes.len()],
             names: trainable.iter().map(|(n, _)| n.clone()).collect(),
             params: trainable.iter().map(|(_, t)| t.shallow_clone()).collect(),
             owner,
@@ -107,6 +120,19 @@ impl OptimizerShards {
         (mine, (0..self.params.len()).map(size).sum())
     }
 
+    /// The rank that updates the trainable parameter `name`.
+    pub fn owner(&self, name: &str) -> Option<usize> {
+        self.owner_of(name)
+    }
+
+    /// Marks the parameters for which `held` is true as gathered where they are used
+    /// (`parallel.shard: full`): the updates broadcast skips them.
+    pub fn gather_on_use(&mut self, held: impl Fn(&str) -> bool) {
+        for (n, f) in self.names.iter().zip(self.on_use.iter_mut()) {
+            *f = held(n);
+        }
+    }
+
     fn owner_of(&self, name: &str) -> Option<usize> {
         self.names
             .binary_search_by(|n| n.as_str().cmp(name))
@@ -145,7 +171,7 @@ impl OptimizerShards {
         }
         for root in 0..self.world {
             let mut owned: Vec<Tensor> = (0..self.params.len())
-                .filter(|&i| self.owner[i] == root)
+                .filter(|&i| self.owner[i] == root && !self.on_use[i])
                 .map(|i| self.params[i].shallow_clone())
                 .collect();
             tch::no_grad(|| broadcast_bucketed(mesh.dp(), &mut owned, root, self.bucket_bytes))?;
@@ -302,7 +328,7 @@ mod tests {
                 Tensor::zeros([2], (Kind::Float, tch::Device::Cpu)),
             )
         };
-        let mut s = OptimizerShards::new(&[t("a.w"), t("b.w")], &mesh, true, 1 << 20);
+        let mut s = OptimizerShards::new(&[t("a.w"), t("b.w")], &mesh, true, 1 << 20, |_| false);
         // As on rank 0 of two; whether it is sharded is the same answer on every rank.
         s.owner = vec![0, 1];
         s.sharded = true;

@@ -101,6 +101,8 @@ impl Plan {
             );
         } else if self.shard == "none" && self.world / self.tp > 1 {
             msg += "; parallel.shard: optimizer splits the optimizer state over the ranks";
+        } else if self.shard == "optimizer" && self.world / self.tp > 1 {
+            msg += "; parallel.shard: full splits the blocks' parameters and gradients too";
         } else if self.micro_batch > 1 {
             msg += "; a larger train.accum_steps makes micro-batches smaller";
         }
@@ -257,14 +259,28 @@ pub fn plan(cfg: &ExperimentConfig, shape: Shape, world: usize, tp: usize) -> Re
         });
         micro as f64 * (e.low * narrow + e.high * wide + logits)
     };
+    // parallel.shard: full keeps 1/dp of the blocks' parameters and gradients, plus the one
+    // segment being run whole (its gradients too while it trains).
+    let full = cfg.parallel.shard == "full" && dp > 1;
+    let blocks = |trained_only: bool| -> f64 {
+        let s = shape.stacks.iter().filter(|s| s.trainable || !trained_only);
+        s.map(|s| s.params as f64).sum::<f64>() / tpf
+    };
+    let kept = |all: f64, blocks: f64| {
+        if full {
+            all - blocks + blocks / dpf
+        } else {
+            all
+        }
+    };
     let mut terms = vec![
         Term {
             name: "parameters",
-            bytes: params * wide,
+            bytes: kept(params, blocks(false)) * wide,
         },
         Term {
             name: "gradients",
-            bytes: trainable * wide,
+            bytes: kept(trainable, blocks(true)) * wide,
         },
         Term {
             name: "optimizer state",
@@ -279,6 +295,20 @@ pub fn plan(cfg: &ExperimentConfig, shape: Shape, world: usize, tp: usize) -> Re
             bytes: runtime_bytes(cuda),
         },
     ];
+    if full {
+        let segment = shape
+            .stacks
+            .iter()
+            .map(|s| {
+                let per_block = s.params as f64 / tpf / s.blocks.max(1) as f64;
+                per_block * remat.max(1).min(s.blocks) as f64 * if s.trainable { 2.0 } else { 1.0 }
+            })
+            .fold(0.0, f64::max);
+        terms.push(Term {
+            name: "gathered segment",
+            bytes: segment * wide,
+        });
+    }
     if dp > 1 {
         // A flat bucket and its collective's staging copy.
         terms.push(Term {

@@ -74,6 +74,8 @@ pub trait StageKind: Sync {
 pub trait StageModel {
     /// Its variables (trainable ones require gradients).
     fn vs(&self) -> &nn::VarStore;
+    /// Each transformer block's variables: what `parallel.shard: full` gathers and frees.
+    fn units(&self) -> Vec<palisade_model::param_hook::Unit>;
     /// This rank's training batches.
     fn train_source(
         &self,

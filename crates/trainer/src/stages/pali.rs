@@ -206,6 +206,10 @@ impl StageModel for PaliStage {
         &self.model.vs
     }
 
+    fn units(&self) -> Vec<palisade_model::param_hook::Unit> {
+        self.model.units()
+    }
+
     fn train_source(
         &self,
         cfg: &ExperimentConfig,
@@ -216,7 +220,7 @@ impl StageModel for PaliStage {
         Ok(Box::new(Prefetch::new(mixture, cfg.data.prefetch)))
     }
 
-    fn backward(&self, batch: &Batch, _mesh: &Mesh, plan: StepPlan) -> Result<f64> {
+    fn backward(&self, batch: &Batch, mesh: &Mesh, plan: StepPlan) -> Result<f64> {
         let micro = plan.micro;
         let device = self.model.vs.device();
         let x = PaliInputs::new(batch, self.tok.pad_id(), device);
@@ -229,7 +233,13 @@ impl StageModel for PaliStage {
                     .double_value(&[])
             })
             .collect();
-        backward_item_mean(&counts, plan.remat, |k| {
+        // The mean is over the global batch's tokens: each rank weighs its own by their share
+        // of them, so that uneven caption lengths across ranks average as one process would.
+        let mut share = Tensor::from_slice(&[counts.iter().sum::<f64>()]);
+        mesh.dp()
+            .all_reduce(&mut share, palisade_sharding::ReduceOp::Avg)?;
+        let share = share.double_value(&[0]);
+        backward_item_mean(&counts, share, plan.remat, |k| {
             let part = |t: &Tensor| slice(t, k, micro);
             Ok(palisade_model::autocast::bf16(plan.autocast, || {
                 self.model.loss(

@@ -148,6 +148,10 @@ impl StageModel for SiglipStage {
         &self.model.vs
     }
 
+    fn units(&self) -> Vec<palisade_model::param_hook::Unit> {
+        self.model.units()
+    }
+
     fn train_source(
         &self,
         cfg: &ExperimentConfig,
