@@ -1,4 +1,5 @@
-//! Compiles the small C++ shims: bfloat16 autocast on the CPU or CUDA, and dropping gradients.
+//! Compiles the small C++ shims: bfloat16 autocast on the CPU or CUDA, dropping gradients,
+//! and libtorch's multi-tensor optimiser kernels.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,12 +26,14 @@ fn torch_include() -> PathBuf {
 fn main() {
     println!("cargo:rerun-if-changed=cpp/autocast.cpp");
     println!("cargo:rerun-if-changed=cpp/grad.cpp");
+    println!("cargo:rerun-if-changed=cpp/fused.cpp");
     println!("cargo:rerun-if-env-changed=PALISADE_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     cc::Build::new()
         .cpp(true)
         .file("cpp/autocast.cpp")
         .file("cpp/grad.cpp")
+        .file("cpp/fused.cpp")
         .include(torch_include())
         .flag("-std=c++20")
         .flag("-w")

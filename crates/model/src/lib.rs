@@ -12,6 +12,7 @@ pub mod decoding;
 pub mod error;
 pub mod folder;
 pub mod forward;
+pub mod fused;
 pub mod grad;
 pub mod pali;
 pub mod param_hook;

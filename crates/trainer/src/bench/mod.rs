@@ -34,6 +34,8 @@ pub struct StepBench {
     pub ms_per_step_median: f64,
     /// Mean milliseconds per step.
     pub ms_per_step_mean: f64,
+    /// Median milliseconds of the step's update alone: clip, optimiser step, clear gradients.
+    pub update_ms_median: f64,
     /// Examples per second at the median.
     pub examples_per_sec: f64,
     /// Model FLOPs of one step (matrix products, forward and backward; see `flops`).
@@ -52,6 +54,7 @@ impl StepBench {
         batch_size: usize,
         steps: usize,
         (median, mean): (f64, f64),
+        update_ms_median: f64,
         flops_per_step: f64,
     ) -> StepBench {
         StepBench {
@@ -64,6 +67,7 @@ impl StepBench {
             steps,
             ms_per_step_median: median,
             ms_per_step_mean: mean,
+            update_ms_median,
             examples_per_sec: batch_size as f64 * 1000.0 / median,
             flops_per_step,
             device: format!("{:?}", vs.device()).to_lowercase(),
@@ -134,6 +138,7 @@ pub fn train_step(
     );
     let remat =
         crate::config::remat_blocks(&t.remat).map_err(crate::error::TrainerError::Config)?;
+    let mut updates = Vec::new();
     let timing = timing::median_mean_ms(warmup, steps, || {
         let forward = || {
             palisade_model::autocast::bf16(device.is_cuda().then_some(device), || {
@@ -142,18 +147,17 @@ pub fn train_step(
             .map_err(crate::error::TrainerError::from)
         };
         let _ = with_remat(remat, forward, |l| l.backward())?;
-        opt.clip_grad_norm(t.grad_clip);
-        opt.step(t.lr);
-        opt.zero_grad();
-        timing::sync(device);
+        updates.push(timed_update(&mut opt, t.grad_clip, t.lr, device));
         Ok(())
     })?;
     let flops = flops::siglip_step(&mcfg, t.batch_size);
+    let update = timing::median(&mut updates[warmup..]);
     Ok(StepBench::new(
         &model.vs,
         t.batch_size,
         steps,
         timing,
+        update,
         flops,
     ))
 }
@@ -246,6 +250,7 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
     );
     let remat =
         crate::config::remat_blocks(&shape.remat).map_err(crate::error::TrainerError::Config)?;
+    let mut updates = Vec::new();
     let timing = timing::median_mean_ms(warmup, steps, || {
         let forward = || {
             palisade_model::autocast::bf16(device.is_cuda().then_some(device), || {
@@ -254,10 +259,7 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
             .map_err(crate::error::TrainerError::from)
         };
         let _ = with_remat(remat, forward, |l| l.backward())?;
-        opt.clip_grad_norm(1.0);
-        opt.step(1e-4);
-        opt.zero_grad();
-        timing::sync(device);
+        updates.push(timed_update(&mut opt, 1.0, 1e-4, device));
         Ok(())
     })?;
     let flops = flops::pali_step(
@@ -267,7 +269,25 @@ pub fn pali_train_step(shape: &PaliStepBench) -> Result<StepBench> {
         shape.target_len,
         shape.train_vision,
     );
-    Ok(StepBench::new(&model.vs, shape.batch, steps, timing, flops))
+    let update = timing::median(&mut updates[warmup..]);
+    Ok(StepBench::new(
+        &model.vs,
+        shape.batch,
+        steps,
+        timing,
+        update,
+        flops,
+    ))
+}
+
+/// Clips the gradients, applies `opt` and clears them, waiting for the device; returns its ms.
+fn timed_update(opt: &mut AdamW, clip: f64, lr: f64, device: tch::Device) -> f64 {
+    let start = std::time::Instant::now();
+    opt.clip_grad_norm(clip);
+    opt.step(lr);
+    opt.zero_grad();
+    timing::sync(device);
+    start.elapsed().as_secs_f64() * 1000.0
 }
 
 /// `N threads`, or nothing about threads on a GPU (they only launch kernels there).

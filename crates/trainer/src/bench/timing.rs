@@ -18,11 +18,13 @@ pub fn median_mean_ms(
         }
     }
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    Ok((median(&mut times), mean))
+}
+
+/// The median of `times` (NaN for none), sorting them in place.
+pub fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
-    Ok((
-        times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
-        mean,
-    ))
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Waits for `device`'s queued kernels, so that a timed call ends when its work does.

@@ -12,7 +12,7 @@ pub use master::{masters, MasterWeights};
 
 use crate::error::{Result, TrainerError};
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// A trainable parameter as an optimiser sees it.
 #[derive(Debug)]
@@ -80,19 +80,16 @@ pub trait Optimizer {
 
 /// Global L2 norm of the gradients of `params` (absent gradients count as zero).
 pub fn grad_norm<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> f64 {
-    let squares: Vec<Tensor> = params
+    palisade_model::fused::norm(&grads(params))
+}
+
+/// The defined gradients of `params`.
+fn grads<'a>(params: impl IntoIterator<Item = &'a Tensor>) -> Vec<Tensor> {
+    params
         .into_iter()
         .map(Tensor::grad)
         .filter(Tensor::defined)
-        .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
-        .collect();
-    if squares.is_empty() {
-        return 0.0;
-    }
-    Tensor::stack(&squares, 0)
-        .sum(Kind::Float)
-        .sqrt()
-        .double_value(&[])
+        .collect()
 }
 
 /// Scales the gradients of `params` so their global norm is at most `max_norm` (0: no clip);
@@ -111,14 +108,7 @@ pub fn clip_grad_norm<'a>(
 pub fn clip_to<'a>(params: impl IntoIterator<Item = &'a Tensor>, norm: f64, max_norm: f64) {
     if max_norm > 0.0 && norm > max_norm {
         let scale = max_norm / (norm + 1e-6);
-        tch::no_grad(|| {
-            for p in params {
-                let mut g = p.grad();
-                if g.defined() {
-                    let _ = g.g_mul_scalar_(scale);
-                }
-            }
-        });
+        tch::no_grad(|| palisade_model::fused::mul_(&grads(params), scale));
     }
 }
 
