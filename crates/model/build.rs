@@ -1,5 +1,5 @@
 //! Compiles the small C++ shims: bfloat16 autocast on the CPU or CUDA, dropping gradients,
-//! and libtorch's multi-tensor optimiser kernels.
+//! libtorch's multi-tensor optimiser kernels and the tensor-parallel autograd functions.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +27,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/autocast.cpp");
     println!("cargo:rerun-if-changed=cpp/grad.cpp");
     println!("cargo:rerun-if-changed=cpp/fused.cpp");
+    println!("cargo:rerun-if-changed=cpp/tensor_parallel.cpp");
     println!("cargo:rerun-if-env-changed=PALISADE_TORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     cc::Build::new()
@@ -34,6 +35,7 @@ fn main() {
         .file("cpp/autocast.cpp")
         .file("cpp/grad.cpp")
         .file("cpp/fused.cpp")
+        .file("cpp/tensor_parallel.cpp")
         .include(torch_include())
         .flag("-std=c++20")
         .flag("-w")

@@ -20,6 +20,7 @@ pub mod remat;
 pub mod section;
 pub mod siglip;
 pub mod t5;
+pub mod tensor_parallel;
 pub mod weights;
 
 pub use error::{ModelError, Result};

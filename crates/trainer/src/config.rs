@@ -59,14 +59,23 @@ pub struct ParallelSection {
     /// and gradients too, gathered per remat segment).
     #[serde(default = "default_shard")]
     pub shard: String,
+    /// Tensor-parallel ranks per model replica (Megatron-style splits of each block's
+    /// attention heads and MLP units); the data-parallel size is the world over this.
+    #[serde(default = "default_tp")]
+    pub tp: usize,
 }
 
 impl Default for ParallelSection {
     fn default() -> ParallelSection {
         ParallelSection {
             shard: default_shard(),
+            tp: default_tp(),
         }
     }
+}
+
+fn default_tp() -> usize {
+    1
 }
 
 fn default_shard() -> String {
@@ -280,6 +289,7 @@ impl ExperimentConfig {
                 ))
             }
         }
+        self.check_tp()?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!(
                 "key train.lr: {} is not a positive learning rate",
@@ -380,5 +390,44 @@ impl ExperimentConfig {
         cli.map(Path::to_path_buf)
             .or_else(|| self.run_dir.clone())
             .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+    }
+}
+impl ExperimentConfig {
+    /// What tensor parallelism (`parallel.tp` above 1) covers so far, refused by name where
+    /// it does not: the SigLIP towers' blocks with AdamW, unsharded state and no EMA.
+    fn check_tp(&self) -> std::result::Result<(), String> {
+        let tp = self.parallel.tp;
+        if tp == 0 {
+            return Err(
+                "key parallel.tp: 0; it counts ranks per tensor-parallel group, at least 1".into(),
+            );
+        }
+        if tp == 1 {
+            return Ok(());
+        }
+        let t = &self.train;
+        let not_yet = |key: &str, value: &str, why: &str| {
+            Err(format!(
+                "key {key}: {value} with parallel.tp: {tp} is not supported yet ({why})"
+            ))
+        };
+        if self.parallel.shard != "none" {
+            return not_yet("parallel.shard", &self.parallel.shard, "sharded state is split over the data-parallel ranks only with tp 1; use shard: none");
+        }
+        if t.optimizer != "adamw" {
+            return not_yet(
+                "train.optimizer",
+                &t.optimizer,
+                "Adafactor's factored moments need the whole matrix; use adamw",
+            );
+        }
+        if t.ema_decay > 0.0 {
+            return not_yet(
+                "train.ema_decay",
+                &t.ema_decay.to_string(),
+                "the moving average would hold slices; set it to 0",
+            );
+        }
+        Ok(())
     }
 }

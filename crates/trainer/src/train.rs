@@ -11,7 +11,9 @@ use crate::error::{io_at, Result, TrainerError};
 use crate::job::run_on_mesh;
 use crate::metrics::MetricsLog;
 use crate::optimizer;
-use crate::parallel::{clip_owned_grad_norm, DataParallel, FullShards, Mesh, OptimizerShards};
+use crate::parallel::{
+    clip_owned_grad_norm, DataParallel, FullShards, Mesh, OptimizerShards, TensorParallel,
+};
 use crate::preempt::PreemptGuard;
 use crate::preflight;
 use crate::resume::{self, Start};
@@ -82,7 +84,11 @@ pub(crate) fn train_on(
     opts: &TrainOptions,
 ) -> Result<TrainSummary> {
     // --- Set-up: ranks, device, data, model -------------------------------------------------
-    let (rank, world) = (mesh.rank(), mesh.size());
+    // The job's ranks as data-parallel × tensor-parallel (parallel.tp); tensor-parallel ranks
+    // see the same data, so batches and data cursors go by the data-parallel rank.
+    let mesh = &mesh.with_tp(cfg.parallel.tp)?;
+    let rank = mesh.rank();
+    let (data_rank, world) = (mesh.dp().rank(), mesh.dp().world_size());
     let rank_info = palisade_sharding::discover()?;
     let cfg = &crate::device::per_rank(cfg, rank_info.local_world);
     // From here a preemption signal stops the run after its next step, with a checkpoint.
@@ -93,7 +99,7 @@ pub(crate) fn train_on(
     let t = &cfg.train;
     if !t.batch_size.is_multiple_of(world) {
         return Err(TrainerError::Config(format!(
-            "key train.batch_size: {} is not divisible by {world} ranks",
+            "key train.batch_size: {} is not divisible by {world} data-parallel ranks",
             t.batch_size
         )));
     }
@@ -149,6 +155,19 @@ pub(crate) fn train_on(
         preflight::check_memory(model.vs(), device)?;
     }
     let bucket_bytes = (t.grad_bucket_mb * (1 << 20) as f64) as usize;
+    // Resumed weights go in whole, before any parallelism splits or shards them.
+    if let Some((dir, _)) = &resume_from {
+        weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
+    }
+    // With parallel.tp each rank keeps its slice of every block's heads and MLP units.
+    let tp = TensorParallel::new(model.vs(), mesh, bucket_bytes)?;
+    if let Some(tp) = &tp {
+        tracing::info!(
+            "parallel.tp: {} ranks split {} tensors (rank {rank} is data-parallel rank {data_rank})",
+            mesh.tp_size(),
+            tp.split_count()
+        );
+    }
     let dp = DataParallel::new(model.vs(), bucket_bytes);
     let choice = optimizer::Choice {
         name: &t.optimizer,
@@ -219,7 +238,7 @@ pub(crate) fn train_on(
     };
     let share = RankShare {
         batch_size: per_rank,
-        rank,
+        rank: data_rank,
         world,
     };
     let mut loader = model.train_source(cfg, share)?;
@@ -228,14 +247,16 @@ pub(crate) fn train_on(
     let mut step = 0u64;
     let mut examples_seen = 0u64;
     if let Some((dir, state)) = &resume_from {
-        weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
-        let state_tensors = shards.read_owned_state(dir)?;
+        let mut state_tensors = shards.read_owned_state(dir)?;
+        if let Some(tp) = &tp {
+            state_tensors = tp.slice_state(state_tensors);
+        }
         opt.load_state(state_tensors, state.step, &dir.join(OPTIMIZER_FILE))?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);
             e.load(weights::read(&p)?, &p)?;
         }
-        resume_data(&mut *loader, state, dir, rank, world)?;
+        resume_data(&mut *loader, state, dir, data_rank, world)?;
         step = state.step;
         examples_seen = state.examples_seen;
         tracing::info!("resumed from {} at step {step}", dir.display());
@@ -266,9 +287,10 @@ pub(crate) fn train_on(
         skipped_total += batch.skipped;
         // Gradients of this rank's share: train.accum_steps micro-batches, blocks checkpointed
         // per train.remat.
-        let loss = match &fsdp {
-            Some(f) => f.during(|| model.backward(&batch, mesh, plan))?,
-            None => model.backward(&batch, mesh, plan)?,
+        let loss = match (&fsdp, &tp) {
+            (Some(f), _) => f.during(|| model.backward(&batch, mesh, plan))?,
+            (None, Some(tp)) => tp.during(|| model.backward(&batch, mesh, plan))?,
+            (None, None) => model.backward(&batch, mesh, plan)?,
         };
         // The preemption flag rides with the loss, so every rank stops after the same step.
         let signal = preempt.received().unwrap_or(0) as f64;
@@ -282,11 +304,12 @@ pub(crate) fn train_on(
             });
         }
         dp.average_gradients(mesh, step)?;
-        // The global norm however state is split: from whole gradients on every rank, or (full)
-        // from each rank's owned ones.
-        let grad_norm = match &fsdp {
-            Some(_) => clip_owned_grad_norm(mesh.dp(), &owned_params, t.grad_clip)?,
-            None => optimizer::clip_grad_norm(shards.params(), t.grad_clip),
+        // The global norm however state is split: from whole gradients on every rank, (full)
+        // from each rank's owned ones, or (tp) from slices summed over the group.
+        let grad_norm = match (&fsdp, &tp) {
+            (Some(_), _) => clip_owned_grad_norm(mesh.dp(), &owned_params, t.grad_clip)?,
+            (None, Some(tp)) => tp.clip_grad_norm(shards.names(), shards.params(), t.grad_clip)?,
+            (None, None) => optimizer::clip_grad_norm(shards.params(), t.grad_clip),
         };
         let lr = sched.lr(step);
         opt.step(lr);
@@ -335,6 +358,9 @@ pub(crate) fn train_on(
             if let Some(f) = &fsdp {
                 f.gather_all()?;
             }
+            if let Some(tp) = &tp {
+                tp.gather_all()?;
+            }
             let state = TrainState {
                 step,
                 examples_seen,
@@ -345,8 +371,17 @@ pub(crate) fn train_on(
             };
             // One optimizer file, or one shard per rank and an index: resumable anywhere.
             let staging = ckpt_root.join(format!(".optimizer-step-{step}"));
-            let opt_state = shards.save_state(mesh, &staging, || opt.state_tensors())?;
-            if let Some(opt_state) = opt_state {
+            let opt_state = match &tp {
+                // Whole state from every rank's slices, gathered by all of them.
+                Some(tp) => {
+                    let whole = tp.gather_state(opt.state_tensors())?;
+                    shards.save_state(mesh, &staging, || whole)?
+                }
+                None => shards.save_state(mesh, &staging, || opt.state_tensors())?,
+            };
+            // Rank 0 of the job writes the folder (each tensor-parallel group has a rank 0 of
+            // its data-parallel group).
+            if let Some(opt_state) = opt_state.filter(|_| rank == 0) {
                 let keep = Keep {
                     last: t.keep_last,
                     prune_first: t.prune_before_write,
@@ -372,6 +407,9 @@ pub(crate) fn train_on(
             if let Some(f) = &fsdp {
                 f.release_all();
             }
+            if let Some(tp) = &tp {
+                tp.slice_all();
+            }
         }
         if preempted {
             let sig = preempt.received().unwrap_or(libc::SIGTERM);
@@ -387,7 +425,7 @@ pub(crate) fn train_on(
         // --- Periodic evaluation -----------------------------------------------------------
         if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps {
             let _slow = slow_phase();
-            let r = gathered(&fsdp, || model.evaluate(cfg, mesh, Some(step), None))?;
+            let r = gathered(&fsdp, &tp, || model.evaluate(cfg, mesh, Some(step), None))?;
             if let Some(r) = r {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
@@ -407,7 +445,7 @@ pub(crate) fn train_on(
     let mut report = None;
     if step == t.steps && end == End::Done {
         let _slow = slow_phase();
-        report = gathered(&fsdp, || {
+        report = gathered(&fsdp, &tp, || {
             model.evaluate(cfg, mesh, Some(step), Some(&run.report()))
         })?;
         if let (Some(r), 0) = (&report, rank) {
@@ -449,11 +487,17 @@ pub(crate) fn train_on(
     })
 }
 
-/// `f` with every parameter whole on every rank (with `parallel.shard: full`, gathered for it).
-fn gathered<T>(fsdp: &Option<FullShards>, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match fsdp {
-        Some(s) => s.gathered(f),
-        None => f(),
+/// `f` with every parameter whole on every rank (with `parallel.shard: full` or
+/// `parallel.tp`, gathered for it).
+fn gathered<T>(
+    fsdp: &Option<FullShards>,
+    tp: &Option<TensorParallel>,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match (fsdp, tp) {
+        (Some(s), _) => s.gathered(f),
+        (None, Some(tp)) => tp.gathered(f),
+        (None, None) => f(),
     }
 }
 
@@ -514,10 +558,10 @@ fn global_means<const N: usize>(mesh: &Mesh, xs: [f64; N]) -> Result<[f64; N]> {
     Ok(out)
 }
 
-/// Every rank's data cursor, in rank order (for `state.json`).
+/// Every data-parallel rank's data cursor, in rank order (for `state.json`).
 fn gather_cursors(mesh: &Mesh, mine: &serde_json::Value) -> Result<Vec<serde_json::Value>> {
     let json = serde_json::to_vec(mine).map_err(|e| TrainerError::Config(e.to_string()))?;
-    palisade_sharding::all_gather_bytes(mesh.world(), &json)?
+    palisade_sharding::all_gather_bytes(mesh.dp(), &json)?
         .iter()
         .enumerate()
         .map(|(r, b)| {

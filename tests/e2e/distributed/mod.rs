@@ -1,5 +1,5 @@
 //! Multi-rank tests: the distributed sigmoid loss, data-parallel training, fully sharded
-//! parameters, `palisade launch`.
+//! parameters, tensor parallelism, `palisade launch`.
 //!
 //! Tests that need ranks re-run themselves: the test function launches this test binary under
 //! `mpirun -np N`, filtered to that one test, and the ranks take the worker branch.
@@ -8,4 +8,5 @@ mod fsdp;
 mod launch;
 mod loss;
 pub(crate) mod ranks;
+mod tensor;
 pub(crate) mod training;

@@ -22,7 +22,7 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
-fn last_checkpoint(run: &Path) -> std::path::PathBuf {
+pub(crate) fn last_checkpoint(run: &Path) -> std::path::PathBuf {
     let mut dirs: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .expect("checkpoints")
         .flatten()
@@ -36,6 +36,52 @@ fn last_checkpoint(run: &Path) -> std::path::PathBuf {
         .collect();
     dirs.sort();
     dirs.pop().expect("a checkpoint")
+}
+
+/// Asserts that `run` ended at step 6 with the model and per-step losses of `one` (within 1e-4);
+/// returns its last checkpoint.
+pub(crate) fn assert_ends_as(one: &Path, run: &Path, label: &str) -> std::path::PathBuf {
+    let want = read_tensors(&last_checkpoint(one).join("model.safetensors"));
+    let ckpt = last_checkpoint(run);
+    assert_eq!(ckpt, run.join("checkpoints/step-00000006"), "{label}");
+    let got = read_tensors(&ckpt.join("model.safetensors"));
+    assert_eq!(got.len(), want.len(), "{label}");
+    let mut worst = (0.0f64, String::new());
+    for (name, t) in &want {
+        // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
+        // by all keys); Adam scales their rounding noise up to lr-sized steps, so they differ
+        // between any two summation orders, not only between world sizes.
+        if name.ends_with("k_proj.bias") {
+            continue;
+        }
+        let diff = if name.ends_with("in_proj_bias") {
+            // Packed [q; k; v] biases: compare q and v.
+            let third = t.size()[0] / 3;
+            let qv = |x: &tch::Tensor| {
+                tch::Tensor::cat(&[x.narrow(0, 0, third), x.narrow(0, 2 * third, third)], 0)
+            };
+            max_abs_diff(&qv(t), &qv(&got[name]))
+        } else {
+            max_abs_diff(t, &got[name])
+        };
+        if diff > worst.0 {
+            worst = (diff, name.clone());
+        }
+    }
+    assert!(
+        worst.0 < 1e-4,
+        "{label}: {} differs by {}",
+        worst.1,
+        worst.0
+    );
+    // Rank 0 alone logs the global loss, once per step.
+    let (want_loss, got_loss) = (losses(one), losses(run));
+    assert_eq!(got_loss.len(), want_loss.len(), "{label}");
+    for ((s1, a), (s2, b)) in want_loss.iter().zip(&got_loss) {
+        assert_eq!(s1, s2);
+        assert!((a - b).abs() < 1e-4, "{label}, step {s1}: loss {b} vs {a}");
+    }
+    ckpt
 }
 
 /// `palisade train CFG --run-dir RUN --no-progress` on `w` ranks under mpirun, in `d`.
@@ -199,9 +245,7 @@ fn two_and_four_ranks_match_one_process() {
     on_ranks("mpirun", 4, &run_dir("full-resumed", 2), &stop);
     on_ranks("mpirun", 2, &run_dir("full-resumed", 2), &["--resume"]);
 
-    let want = read_tensors(&last_checkpoint(&one).join("model.safetensors"));
-    let want_loss = losses(&one);
-    assert_eq!(want_loss.len(), 6);
+    assert_eq!(losses(&one).len(), 6);
     let more = [
         ("resharded", 2),
         ("accum", 2),
@@ -214,48 +258,7 @@ fn two_and_four_ranks_match_one_process() {
     ];
     for (how, w) in runs.into_iter().chain(more) {
         let run = run_dir(how, w);
-        let ckpt = last_checkpoint(&run);
-        assert_eq!(ckpt, run.join("checkpoints/step-00000006"));
-        let got = read_tensors(&ckpt.join("model.safetensors"));
-        assert_eq!(got.len(), want.len());
-        let mut worst = (0.0f64, String::new());
-        for (name, t) in &want {
-            // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
-            // by all keys); Adam scales their rounding noise up to lr-sized steps, so they differ
-            // between any two summation orders, not only between world sizes.
-            if name.ends_with("k_proj.bias") {
-                continue;
-            }
-            let diff = if name.ends_with("in_proj_bias") {
-                // Packed [q; k; v] biases: compare q and v.
-                let third = t.size()[0] / 3;
-                let qv = |x: &tch::Tensor| {
-                    tch::Tensor::cat(&[x.narrow(0, 0, third), x.narrow(0, 2 * third, third)], 0)
-                };
-                max_abs_diff(&qv(t), &qv(&got[name]))
-            } else {
-                max_abs_diff(t, &got[name])
-            };
-            if diff > worst.0 {
-                worst = (diff, name.clone());
-            }
-        }
-        assert!(
-            worst.0 < 1e-4,
-            "{how} {w} ranks: {} differs by {}",
-            worst.1,
-            worst.0
-        );
-        // Rank 0 alone logs the global loss, once per step.
-        let got_loss = losses(&run);
-        assert_eq!(got_loss.len(), want_loss.len(), "{how} {w} ranks");
-        for ((s1, a), (s2, b)) in want_loss.iter().zip(&got_loss) {
-            assert_eq!(s1, s2);
-            assert!(
-                (a - b).abs() < 1e-4,
-                "{how} {w} ranks, step {s1}: loss {b} vs {a}"
-            );
-        }
+        let ckpt = assert_ends_as(&one, &run, &format!("{how} {w} ranks"));
         // Every rank's data cursor is in the checkpoint.
         let state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(ckpt.join("state.json")).unwrap())

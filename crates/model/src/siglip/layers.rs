@@ -1,6 +1,7 @@
 //! Transformer building blocks shared by the image and text towers: pre-LN encoder blocks with
 //! multi-head self-attention (through libtorch's fused scaled_dot_product_attention) and a GELU MLP.
 
+use crate::tensor_parallel;
 use tch::nn::{self, Module};
 use tch::Tensor;
 
@@ -25,13 +26,15 @@ pub fn activation(name: &str, x: &Tensor) -> Tensor {
 }
 
 /// Multi-head self-attention with separate q/k/v/out projections (transformers' naming).
+/// Under tensor parallelism q/k/v hold this rank's heads (column slices) and out_proj the
+/// matching input columns: the head count follows the projections.
 #[derive(Debug)]
 pub struct Attention {
     q_proj: nn::Linear,
     k_proj: nn::Linear,
     v_proj: nn::Linear,
     out_proj: nn::Linear,
-    heads: i64,
+    head_dim: i64,
 }
 
 impl Attention {
@@ -43,26 +46,28 @@ impl Attention {
             k_proj: nn::linear(&p / "k_proj", w, w, Default::default()),
             v_proj: nn::linear(&p / "v_proj", w, w, Default::default()),
             out_proj: nn::linear(&p / "out_proj", w, w, Default::default()),
-            heads: heads as i64,
+            head_dim: w / heads as i64,
         }
     }
 
     /// Attends `x` [B, N, W] to itself; `mask` is an additive or boolean mask broadcastable to
     /// [B, heads, N, N].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        let (b, n, w) = x
+        let (b, n, _) = x
             .size3()
             .expect("attention input is [batch, tokens, width]");
-        let split = |t: Tensor| t.view([b, n, self.heads, w / self.heads]).transpose(1, 2);
+        let x = tensor_parallel::enter(x);
+        let split = |t: Tensor| t.view([b, n, -1, self.head_dim]).transpose(1, 2);
         let q = split(x.apply(&self.q_proj));
         let k = split(x.apply(&self.k_proj));
         let v = split(x.apply(&self.v_proj));
         let o = Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, false, None, false);
-        o.transpose(1, 2).reshape([b, n, w]).apply(&self.out_proj)
+        tensor_parallel::row_linear(&o.transpose(1, 2).reshape([b, n, -1]), &self.out_proj)
     }
 }
 
-/// Two-layer MLP `fc2(act(fc1(x)))`.
+/// Two-layer MLP `fc2(act(fc1(x)))`; under tensor parallelism fc1 holds this rank's hidden
+/// units and fc2 the matching input columns.
 #[derive(Debug)]
 pub struct Mlp {
     fc1: nn::Linear,
@@ -83,7 +88,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Tensor {
-        activation(&self.act, &x.apply(&self.fc1)).apply(&self.fc2)
+        let h = activation(&self.act, &tensor_parallel::enter(x).apply(&self.fc1));
+        tensor_parallel::row_linear(&h, &self.fc2)
     }
 }
 

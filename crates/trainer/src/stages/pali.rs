@@ -62,6 +62,14 @@ impl StageKind for Pali {
     }
 
     fn validate(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String> {
+        if cfg.parallel.tp > 1 {
+            return Err(format!(
+                "key parallel.tp: {} with stage pali is not supported yet (tensor parallelism \
+                 splits the SigLIP towers so far; the T5's vocabulary-parallel embedding and \
+                 loss are to come); use parallel.tp: 1",
+                cfg.parallel.tp
+            ));
+        }
         if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
             return Err(
                 "key model.language: stage pali needs the language model (or model.init_language)"

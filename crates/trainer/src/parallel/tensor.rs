@@ -1,0 +1,272 @@
+//! Tensor parallelism (`parallel.tp`), Megatron-style, applied to the plain model from here:
+//! each block's q/k/v projections and MLP input are split by output rows (heads, hidden
+//! units) and its attention output and MLP output by input columns over the tensor-parallel
+//! group; the model's seams (`palisade_model::tensor_parallel`) sum the partial results, one
+//! all-reduce per attention and per MLP in forward and one each in backward. Everything else
+//! (embeddings, LayerNorms, the MAP head's attention, the loss) is replicated: every rank of
+//! the group computes it on the same inputs, so its gradients agree without a reduction.
+//!
+//! Checkpoints and evaluation see whole tensors: [`TensorParallel::gathered`] makes them whole
+//! for the duration, and optimizer state is gathered and sliced by the same rule.
+
+use super::Mesh;
+use crate::error::{Result, TrainerError};
+use palisade_sharding::{broadcast_bucketed, ProcessGroup, ReduceOp};
+use tch::{nn, Kind, Tensor};
+
+/// Which dimension of variable `name` is split over the group (None: replicated).
+pub fn split_dim(name: &str) -> Option<i64> {
+    const ROWS: [&str; 4] = [
+        ".self_attn.q_proj.",
+        ".self_attn.k_proj.",
+        ".self_attn.v_proj.",
+        ".mlp.fc1.",
+    ];
+    if ROWS.iter().any(|r| name.contains(r)) {
+        Some(0)
+    } else if name.ends_with(".self_attn.out_proj.weight") || name.ends_with(".mlp.fc2.weight") {
+        Some(1)
+    } else {
+        None
+    }
+}
+
+/// Refuses a tensor-parallel size that does not divide one of the model's `dims` (what, size).
+pub fn check_tp_dims(tp: usize, dims: &[(&str, usize)]) -> std::result::Result<(), String> {
+    for (what, n) in dims {
+        if !n.is_multiple_of(tp) {
+            return Err(format!(
+                "key parallel.tp: {tp} does not divide {what} ({n}); each rank takes an equal share"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One split variable.
+struct Split {
+    name: String,
+    var: Tensor,
+    dim: i64,
+}
+
+/// The split variables of a model and the group they are split over.
+pub struct TensorParallel<'m> {
+    group: &'m dyn ProcessGroup,
+    splits: Vec<Split>,
+}
+
+impl<'m> TensorParallel<'m> {
+    /// Splits `vs` over `mesh`'s tensor-parallel group (None without one): every rank first
+    /// takes rank 0's whole weights, then keeps its slice of each split variable.
+    pub fn new(vs: &nn::VarStore, mesh: &'m Mesh, bucket_bytes: usize) -> Result<Option<Self>> {
+        let Some(group) = mesh.tp() else {
+            return Ok(None);
+        };
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut all: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+        broadcast_bucketed(mesh.world(), &mut all, 0, bucket_bytes)?;
+        let t = group.world_size() as i64;
+        let mut splits = Vec::new();
+        for (name, var) in named {
+            let Some(dim) = split_dim(&name) else {
+                continue;
+            };
+            let n = var.size()[dim as usize];
+            if n % t != 0 {
+                return Err(TrainerError::Config(format!(
+                    "key parallel.tp: {t} does not divide dimension {dim} ({n}) of tensor {name}"
+                )));
+            }
+            splits.push(Split { name, var, dim });
+        }
+        let tp = TensorParallel { group, splits };
+        tp.slice_all();
+        Ok(Some(tp))
+    }
+
+    /// How many variables are split, and this rank's share of their elements.
+    pub fn split_count(&self) -> usize {
+        self.splits.len()
+    }
+
+    /// This rank's slice along `dim` of a whole tensor.
+    fn slice(&self, t: &Tensor, dim: i64) -> Tensor {
+        let len = t.size()[dim as usize] / self.group.world_size() as i64;
+        t.narrow(dim, self.group.rank() as i64 * len, len)
+            .contiguous()
+    }
+
+    /// The whole tensor from every rank's slice along `dim`.
+    fn gather(&self, t: &Tensor, dim: i64) -> Result<Tensor> {
+        let kind = t.kind();
+        let carry = if self.group.carries(kind) {
+            kind
+        } else {
+            Kind::Float
+        };
+        let moved = t.detach().to_kind(carry).movedim(dim, 0).contiguous();
+        let whole = self.group.all_gather(&moved)?;
+        Ok(whole.movedim(0, dim).contiguous().to_kind(kind))
+    }
+
+    /// Every split variable back to this rank's slice.
+    pub fn slice_all(&self) {
+        tch::no_grad(|| {
+            for s in &self.splits {
+                let mut v = s.var.shallow_clone();
+                let part = self.slice(&v.detach(), s.dim);
+                v.set_data(&part);
+            }
+        });
+    }
+
+    /// Every split variable whole (each rank's slice gathered).
+    pub fn gather_all(&self) -> Result<()> {
+        for s in &self.splits {
+            let whole = self.gather(&s.var, s.dim)?;
+            let mut v = s.var.shallow_clone();
+            tch::no_grad(|| v.set_data(&whole));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with every variable whole (checkpoints, evaluation), sliced again after.
+    pub fn gathered<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.gather_all()?;
+        let out = f();
+        self.slice_all();
+        out
+    }
+
+    /// Runs a training step's forward and backward `f` with the group installed in the
+    /// model's seams; a failed collective inside it is the error.
+    pub fn during<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let sum = Sum(self.group);
+        palisade_model::tensor_parallel::scope(&sum, f).map_err(|msg| {
+            TrainerError::Sharding(palisade_sharding::ShardingError::Collective {
+                op: "tensor-parallel all-reduce",
+                msg,
+            })
+        })?
+    }
+
+    /// The split dimension of optimizer state entry `key` (`exp_avg.NAME`, `master.NAME`).
+    fn state_dim(&self, key: &str) -> Option<i64> {
+        let (_, name) = key.split_once('.')?;
+        self.splits.iter().find(|s| s.name == name).map(|s| s.dim)
+    }
+
+    /// Optimizer state with each split entry made whole, for a checkpoint. Every rank of the
+    /// group calls it with its entries in the same order.
+    pub fn gather_state(&self, state: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+        state
+            .into_iter()
+            .map(|(k, t)| match self.state_dim(&k) {
+                Some(dim) => Ok((k, self.gather(&t, dim)?)),
+                None => Ok((k, t)),
+            })
+            .collect()
+    }
+
+    /// Whole optimizer state (from a checkpoint) cut to this rank's slices.
+    pub fn slice_state(&self, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        state
+            .into_iter()
+            .map(|(k, t)| match self.state_dim(&k) {
+                Some(dim) => {
+                    let part = self.slice(&t, dim);
+                    (k, part)
+                }
+                None => (k, t),
+            })
+            .collect()
+    }
+
+    /// The global gradient norm of the trainable `params` (named `names`): split gradients'
+    /// squares summed over the group, replicated ones counted once; clipped to `max_norm`.
+    pub fn clip_grad_norm(
+        &self,
+        names: &[String],
+        params: &[Tensor],
+        max_norm: f64,
+    ) -> Result<f64> {
+        let (mut split, mut whole) = (Vec::new(), Vec::new());
+        for (n, p) in names.iter().zip(params) {
+            if split_dim(n).is_some() {
+                split.push(p);
+            } else {
+                whole.push(p);
+            }
+        }
+        let mut sq = Tensor::from_slice(&[crate::optimizer::grad_norm(split).powi(2)]);
+        self.group.all_reduce(&mut sq, ReduceOp::Sum)?;
+        let norm = (sq.double_value(&[0]) + crate::optimizer::grad_norm(whole).powi(2)).sqrt();
+        crate::optimizer::clip_to(params, norm, max_norm);
+        Ok(norm)
+    }
+}
+
+/// The group as the model's seams see it.
+struct Sum<'a>(&'a dyn ProcessGroup);
+
+impl palisade_model::tensor_parallel::TpComm for Sum<'_> {
+    fn size(&self) -> usize {
+        self.0.world_size()
+    }
+
+    fn sum_(&self, t: &mut Tensor) -> std::result::Result<(), String> {
+        let kind = t.kind();
+        if self.0.carries(kind) {
+            return self
+                .0
+                .all_reduce(t, ReduceOp::Sum)
+                .map_err(|e| e.to_string());
+        }
+        let mut wide = t.to_kind(Kind::Float);
+        self.0
+            .all_reduce(&mut wide, ReduceOp::Sum)
+            .map_err(|e| e.to_string())?;
+        t.copy_(&wide);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_split_by_heads_and_units_the_rest_is_whole() {
+        let l = "vision_model.encoder.layers.3";
+        assert_eq!(split_dim(&format!("{l}.self_attn.q_proj.weight")), Some(0));
+        assert_eq!(split_dim(&format!("{l}.self_attn.v_proj.bias")), Some(0));
+        assert_eq!(split_dim(&format!("{l}.mlp.fc1.bias")), Some(0));
+        assert_eq!(
+            split_dim(&format!("{l}.self_attn.out_proj.weight")),
+            Some(1)
+        );
+        assert_eq!(split_dim(&format!("{l}.mlp.fc2.weight")), Some(1));
+        assert_eq!(split_dim(&format!("{l}.mlp.fc2.bias")), None);
+        assert_eq!(split_dim(&format!("{l}.layer_norm1.weight")), None);
+        assert_eq!(
+            split_dim("vision_model.head.attention.in_proj_weight"),
+            None
+        );
+        assert_eq!(
+            split_dim("text_model.embeddings.token_embedding.weight"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_size_the_heads_do_not_take_is_named() {
+        let e = check_tp_dims(4, &[("model.vision num_attention_heads", 6)]).unwrap_err();
+        assert!(
+            e.contains("parallel.tp: 4") && e.contains("num_attention_heads (6)"),
+            "{e}"
+        );
+        assert!(check_tp_dims(2, &[("x", 6)]).is_ok());
+    }
+}
