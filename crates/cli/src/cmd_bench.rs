@@ -1,7 +1,9 @@
 //! `palisade bench`.
 
 use anyhow::Result;
-use palisade_trainer::bench::{self, data::DataShape, decode::DecodeShape, PaliStepBench};
+use palisade_trainer::bench::{
+    self, collectives::AllReduceShape, data::DataShape, decode::DecodeShape, PaliStepBench,
+};
 use palisade_trainer::ExperimentConfig;
 use std::path::PathBuf;
 
@@ -12,6 +14,8 @@ pub enum Command {
     Data(DataShape),
     /// Time PaLI training steps (ViT frozen unless --train-vision) on random data.
     PaliTrainStep(PaliStepBench),
+    /// Time a float32 all-reduce over the job's ranks (run under mpirun or palisade launch).
+    AllReduce(AllReduceShape),
     /// Tokens/s of generation (greedy and beam, key/value cache on and off) for a T5/UL2 size.
     Decode(DecodeShape),
     /// Time training steps (forward, backward, clip, AdamW) of a config's model on random data.
@@ -49,6 +53,15 @@ pub fn run(c: Command) -> Result<()> {
             let r = bench::pali_train_step(&shape)?;
             eprintln!("pali-train-step {}: {}", shape.preset, r.summary());
             println!("{}", serde_json::to_string(&r)?);
+        }
+        Command::AllReduce(shape) => {
+            let lead = palisade_sharding::discover()?.rank == 0;
+            for r in bench::collectives::all_reduce(&shape)? {
+                if lead {
+                    eprintln!("all-reduce: {}", r.summary());
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+            }
         }
         Command::Decode(shape) => {
             for r in bench::decode::decode(&shape)? {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// A tiny PaLI on captions alone, unshuffled, in row groups of 2: a global batch of 8 is units
 /// 4k..4k+3 on one process, and the same units one per rank on 4 ranks of 2 examples each.
-fn caption_config(d: &Path, train: &str) -> PathBuf {
+pub(crate) fn caption_config(d: &Path, train: &str) -> PathBuf {
     // Whole, not `base:` the demo: a base's mixture and tasks would merge into this one's.
     let x = d.display();
     let yaml = format!(
@@ -29,7 +29,7 @@ fn caption_config(d: &Path, train: &str) -> PathBuf {
 }
 
 /// The caption task's metrics and the predicted examples of a run's report.
-fn report(
+pub(crate) fn report(
     run: &Path,
 ) -> (
     serde_json::Map<String, serde_json::Value>,
@@ -81,7 +81,7 @@ fn one_and_four(d: &Path, cfg: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
 
 /// The largest gap between the two runs' final weights, and the largest distance the
 /// one-process run's weights moved over its last three steps.
-fn gap_and_movement(one: &Path, four: &Path) -> ((f64, String), f64) {
+pub(crate) fn gap_and_movement(one: &Path, four: &Path) -> ((f64, String), f64) {
     let last = |r: &Path| read_tensors(&r.join("checkpoints/step-00000006/model.safetensors"));
     let (want, got) = (last(one), last(four));
     let mid = read_tensors(&one.join("checkpoints/step-00000003/model.safetensors"));

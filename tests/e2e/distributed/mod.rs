@@ -4,7 +4,7 @@
 //! Tests that need ranks re-run themselves: the test function launches this test binary under
 //! `mpirun -np N`, filtered to that one test, and the ranks take the worker branch.
 
-mod fsdp;
+pub(crate) mod fsdp;
 mod launch;
 mod loss;
 pub(crate) mod ranks;

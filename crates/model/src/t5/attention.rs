@@ -2,6 +2,7 @@
 //! by the first block of each stack and shared by the others).
 
 use super::layers::linear;
+use crate::tensor_parallel;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
@@ -35,7 +36,9 @@ pub fn relative_position_bucket(
     ret + (large as i64).min(buckets - 1)
 }
 
-/// One attention layer (`SelfAttention` or `EncDecAttention`).
+/// One attention layer (`SelfAttention` or `EncDecAttention`). Under tensor parallelism q/k/v
+/// and the position bias hold this rank's heads and `o` the matching input columns: the head
+/// count follows the projections, and callers pass inputs through `tensor_parallel::enter`.
 #[derive(Debug)]
 pub struct T5Attention {
     q: nn::Linear,
@@ -43,7 +46,6 @@ pub struct T5Attention {
     v: nn::Linear,
     o: nn::Linear,
     relative_attention_bias: Option<nn::Embedding>,
-    heads: i64,
     d_kv: i64,
     bidirectional: bool,
     num_buckets: i64,
@@ -95,7 +97,6 @@ impl T5Attention {
                     cfg,
                 )
             }),
-            heads: d.heads as i64,
             d_kv: d.d_kv as i64,
             bidirectional,
             num_buckets: d.num_buckets as i64,
@@ -134,7 +135,7 @@ impl T5Attention {
         let (b, t, _) = x
             .size3()
             .expect("attention input is [batch, tokens, width]");
-        x.view([b, t, self.heads, self.d_kv]).transpose(1, 2)
+        x.view([b, t, -1, self.d_kv]).transpose(1, 2)
     }
 
     /// Keys and values of `x` [B, T, D], as [B, H, T, d] each.
@@ -162,9 +163,7 @@ impl T5Attention {
         let (b, _, t, _) = o
             .size4()
             .expect("attention output is [batch, heads, tokens, d_kv]");
-        o.transpose(1, 2)
-            .reshape([b, t, self.heads * self.d_kv])
-            .apply(&self.o)
+        tensor_parallel::row_linear(&o.transpose(1, 2).reshape([b, t, -1]), &self.o)
     }
 }
 

@@ -1,5 +1,6 @@
 //! T5's RMSNorm (no mean, no bias) and its feed-forward blocks.
 
+use crate::tensor_parallel;
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
@@ -48,7 +49,8 @@ pub fn linear(p: nn::Path, inp: usize, out: usize, std: f64) -> nn::Linear {
     )
 }
 
-/// `wo(act(wi(x)))` or, gated, `wo(act(wi_0(x)) · wi_1(x))` (`DenseReluDense`).
+/// `wo(act(wi(x)))` or, gated, `wo(act(wi_0(x)) · wi_1(x))` (`DenseReluDense`); under tensor
+/// parallelism `wi` holds this rank's hidden units and `wo` the matching input columns.
 #[derive(Debug)]
 pub struct FeedForward {
     wi: Vec<nn::Linear>,
@@ -78,6 +80,7 @@ impl FeedForward {
 
 impl Module for FeedForward {
     fn forward(&self, x: &Tensor) -> Tensor {
+        let x = &tensor_parallel::enter(x);
         let h = x.apply(&self.wi[0]);
         let h = match self.act.as_str() {
             "gelu_new" => h.gelu("tanh"),
@@ -89,6 +92,6 @@ impl Module for FeedForward {
             Some(gate) => h * x.apply(gate),
             None => h,
         };
-        h.apply(&self.wo)
+        tensor_parallel::row_linear(&h, &self.wo)
     }
 }

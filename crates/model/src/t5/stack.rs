@@ -5,6 +5,7 @@ use super::config::T5Config;
 use super::layers::{FeedForward, RmsNorm};
 use crate::param_hook::Unit;
 use crate::remat;
+use crate::tensor_parallel;
 use tch::nn;
 use tch::Tensor;
 
@@ -125,7 +126,7 @@ impl EncoderBlock {
             .flatten()
             .map(|p| p + pad);
         let bias = own.as_ref().unwrap_or(shared);
-        let n = h.apply(&self.attn_norm);
+        let n = tensor_parallel::enter(&h.apply(&self.attn_norm));
         let (k, v) = self.attn.keys_values(&n);
         let h = h + self.attn.attend(&n, &k, &v, bias);
         &h + h.apply(&self.ff_norm).apply(&self.ff)
@@ -205,7 +206,7 @@ impl Decoder {
         self.blocks
             .iter()
             .map(|blk| {
-                let (cross_k, cross_v) = blk.cross_attn.keys_values(enc);
+                let (cross_k, cross_v) = blk.cross_attn.keys_values(&tensor_parallel::enter(enc));
                 let empty = cross_k.narrow(2, 0, 0);
                 BlockCache {
                     self_k: empty.shallow_clone(),
@@ -322,7 +323,7 @@ impl DecoderBlock {
             .flatten()
             .map(|p| p + &bias.causal);
         let self_bias = own.as_ref().unwrap_or(&bias.shared);
-        let n = h.apply(&self.self_norm);
+        let n = tensor_parallel::enter(&h.apply(&self.self_norm));
         let (k, v) = self.self_attn.keys_values(&n);
         let (k, v, cross) = match cache {
             Some(bc) => {
@@ -338,8 +339,9 @@ impl DecoderBlock {
             None => (k, v, None),
         };
         let h = h + self.self_attn.attend(&n, &k, &v, self_bias);
-        let n = h.apply(&self.cross_norm);
-        let (ck, cv) = cross.unwrap_or_else(|| self.cross_attn.keys_values(enc));
+        let n = tensor_parallel::enter(&h.apply(&self.cross_norm));
+        let (ck, cv) =
+            cross.unwrap_or_else(|| self.cross_attn.keys_values(&tensor_parallel::enter(enc)));
         let h = &h + self.cross_attn.attend(&n, &ck, &cv, &bias.cross);
         &h + h.apply(&self.ff_norm).apply(&self.ff)
     }

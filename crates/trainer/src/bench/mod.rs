@@ -1,7 +1,9 @@
 //! Benchmarks (`palisade bench`): training steps of a SigLIP config or a PaLI preset — forward,
 //! backward, clip, AdamW on random inputs of the configured sizes, excluding start-up and
-//! warm-up steps — and, in their own files, the input path (`data`) and generation (`decode`).
+//! warm-up steps — and, in their own files, the input path (`data`), generation (`decode`) and
+//! the all-reduce tensor parallelism sends (`collectives`).
 
+pub mod collectives;
 pub mod data;
 pub mod decode;
 pub mod flops;

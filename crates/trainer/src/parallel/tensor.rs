@@ -3,7 +3,8 @@
 //! units) and its attention output and MLP output by input columns over the tensor-parallel
 //! group; the model's seams (`palisade_model::tensor_parallel`) sum the partial results, one
 //! all-reduce per attention and per MLP in forward and one each in backward. Everything else
-//! (embeddings, LayerNorms, the MAP head's attention, the loss) is replicated: every rank of
+//! (embeddings, LayerNorms, the MAP head's attention, the PaLI projector, the loss) is
+//! replicated: every rank of
 //! the group computes it on the same inputs, so its gradients agree without a reduction.
 //!
 //! Checkpoints and evaluation see whole tensors: [`TensorParallel::gathered`] makes them whole
@@ -14,17 +15,36 @@ use crate::error::{Result, TrainerError};
 use palisade_sharding::{broadcast_bucketed, ProcessGroup, ReduceOp};
 use tch::{nn, Kind, Tensor};
 
-/// Which dimension of variable `name` is split over the group (None: replicated).
+/// Which dimension of variable `name` is split over the group (None: replicated): the SigLIP
+/// towers' and the T5's (transformers' names) column-parallel inputs by rows, their
+/// row-parallel outputs by columns, and T5's relative-position bias by head.
 pub fn split_dim(name: &str) -> Option<i64> {
-    const ROWS: [&str; 4] = [
+    const ROWS: [&str; 13] = [
         ".self_attn.q_proj.",
         ".self_attn.k_proj.",
         ".self_attn.v_proj.",
         ".mlp.fc1.",
+        ".SelfAttention.q.",
+        ".SelfAttention.k.",
+        ".SelfAttention.v.",
+        ".EncDecAttention.q.",
+        ".EncDecAttention.k.",
+        ".EncDecAttention.v.",
+        ".DenseReluDense.wi.",
+        ".DenseReluDense.wi_0.",
+        ".DenseReluDense.wi_1.",
+    ];
+    const COLUMNS: [&str; 6] = [
+        ".self_attn.out_proj.weight",
+        ".mlp.fc2.weight",
+        ".SelfAttention.o.weight",
+        ".EncDecAttention.o.weight",
+        ".DenseReluDense.wo.weight",
+        ".relative_attention_bias.weight",
     ];
     if ROWS.iter().any(|r| name.contains(r)) {
         Some(0)
-    } else if name.ends_with(".self_attn.out_proj.weight") || name.ends_with(".mlp.fc2.weight") {
+    } else if COLUMNS.iter().any(|c| name.ends_with(c)) {
         Some(1)
     } else {
         None
@@ -258,6 +278,19 @@ mod tests {
             split_dim("text_model.embeddings.token_embedding.weight"),
             None
         );
+        let b = "language_model.decoder.block.0.layer";
+        for (name, dim) in [
+            ("0.SelfAttention.q.weight", Some(0)),
+            ("1.EncDecAttention.v.weight", Some(0)),
+            ("0.SelfAttention.o.weight", Some(1)),
+            ("0.SelfAttention.relative_attention_bias.weight", Some(1)),
+            ("2.DenseReluDense.wi_1.weight", Some(0)),
+            ("2.DenseReluDense.wo.weight", Some(1)),
+            ("2.layer_norm.weight", None),
+        ] {
+            assert_eq!(split_dim(&format!("{b}.{name}")), dim, "{name}");
+        }
+        assert_eq!(split_dim("language_model.shared.weight"), None);
     }
 
     #[test]

@@ -62,13 +62,22 @@ impl StageKind for Pali {
     }
 
     fn validate(&self, cfg: &ExperimentConfig) -> std::result::Result<(), String> {
-        if cfg.parallel.tp > 1 {
-            return Err(format!(
-                "key parallel.tp: {} with stage pali is not supported yet (tensor parallelism \
-                 splits the SigLIP towers so far; the T5's vocabulary-parallel embedding and \
-                 loss are to come); use parallel.tp: 1",
-                cfg.parallel.tp
-            ));
+        // A model that cannot be described yet (its init folder comes from an earlier stage)
+        // is checked when built: tensor parallelism then names the tensor it cannot split.
+        let described = (cfg.parallel.tp > 1)
+            .then(|| pali_config(cfg, 1).ok())
+            .flatten();
+        if let Some(m) = described {
+            let (v, t) = (&m.vision_config, &m.text_config);
+            crate::parallel::check_tp_dims(
+                cfg.parallel.tp,
+                &[
+                    ("model.vision num_attention_heads", v.num_attention_heads),
+                    ("model.vision intermediate_size", v.intermediate_size),
+                    ("model.language num_heads", t.num_heads),
+                    ("model.language d_ff", t.d_ff),
+                ],
+            )?;
         }
         if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
             return Err(
