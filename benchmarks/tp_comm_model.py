@@ -1,6 +1,6 @@
 """The communication model in docs/scaling.md: per block and token, the bytes each tensor-parallel
 rank all-reduces in a training step, its compute, and the bus bandwidth that hides one behind
-the other on an H100 SXM at 50% MFU. Prints: block, tokens, tp, MFLOP, bytes, ps, GB/s."""
+the other on an H100 SXM at 50% MFU. Prints: block, tokens, tp, MFLOP, bytes, ns, GB/s."""
 R=0.5*989e12  # achieved bf16 FLOP/s on an H100 SXM at 50% MFU
 def vit(w,f,n):
     return 2*(4*w*w+2*w*f)+4*n*w, 4  # fwd flops/token, all-reduces/token (train, no remat)
