@@ -57,8 +57,9 @@ impl Stepper<'_> {
             Some(c) => self.lm.decode_step(&last, &self.enc, &self.mask, c),
             None => self.lm.decode(&self.prefix, &self.enc, &self.mask),
         };
-        logits
-            .select(1, -1)
+        // Under tensor parallelism each rank holds a slice of the vocabulary: the chosen-from
+        // position is gathered whole, so every rank picks the same tokens.
+        crate::tensor_parallel::vocab_gather(&logits.select(1, -1))
             .to_kind(Kind::Float)
             .log_softmax(-1, Kind::Float)
     }

@@ -3,7 +3,12 @@
 //! row-parallel ones (attention out, MLP out); attention counts its heads from the projection
 //! it holds. With no group installed (one device, evaluation, tests) these are the plain
 //! operations; the parallelism layer slices the weights and installs the group with
-//! [`scope`] around a training step's forward and backward.
+//! [`scope`] around a training step's forward and backward, or around an evaluation.
+//!
+//! The language model's vocabulary is split too: [`vocab_embedding`] looks ids up in this
+//! rank's rows of the table, [`vocab_cross_entropy`] takes the loss from each rank's slice of
+//! the logits (never gathered whole), and decoding gathers the one position it chooses from
+//! with [`vocab_gather`].
 //!
 //! The sums are autograd functions written in C++ (cpp/tensor_parallel.cpp), since tch has
 //! no custom autograd functions; they call back into Rust for the collective.
@@ -13,12 +18,17 @@ use std::ffi::{c_char, c_void, CStr};
 use std::sync::Once;
 use tch::{nn, Tensor};
 
-/// The tensor-parallel group as the model sees it: its size and an in-place sum.
+/// The tensor-parallel group as the model sees it: its size, this rank's place, an in-place
+/// sum and a gather.
 pub trait TpComm {
     /// Ranks in the group.
     fn size(&self) -> usize;
+    /// This rank's place in the group.
+    fn rank(&self) -> usize;
     /// Sums `t` in place over the group.
     fn sum_(&self, t: &mut Tensor) -> Result<(), String>;
+    /// Every rank's `t` (same shape everywhere) concatenated along dimension 0 in rank order.
+    fn gather(&self, t: &Tensor) -> Result<Tensor, String>;
 }
 
 extern "C" {
@@ -96,6 +106,23 @@ pub fn size() -> usize {
     ACTIVE.get().map_or(1, |c| unsafe { &*c }.size())
 }
 
+/// This rank's place in the installed group (0 when none is).
+pub fn rank() -> usize {
+    // SAFETY: as in `size`.
+    ACTIVE.get().map_or(0, |c| unsafe { &*c }.rank())
+}
+
+/// Every rank's `t` concatenated along dimension 0 (not differentiable). A failure is kept
+/// for the scope's end, and `t` repeated stands in for the peers' parts meanwhile.
+fn gather(t: &Tensor) -> Tensor {
+    // SAFETY: as in `size`; only called inside a scope (size > 1).
+    let comm = unsafe { &*ACTIVE.get().expect("gather inside a tensor-parallel scope") };
+    comm.gather(&t.contiguous()).unwrap_or_else(|e| {
+        record(e);
+        Tensor::cat(&vec![t; comm.size()], 0)
+    })
+}
+
 fn apply(x: &Tensor, which: i32) -> Tensor {
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: `x` is a live at::Tensor; on success the shim hands over a new heap at::Tensor.
@@ -145,6 +172,77 @@ pub fn row_linear(x: &Tensor, lin: &nn::Linear) -> Tensor {
     }
 }
 
+/// Embeddings of `ids` from a table whose rows (the vocabulary) are split over the group in
+/// rank order: each rank looks up the ids in its rows, zeros for the others, and the sum over
+/// the group is the whole lookup; the gradient reaches only the rows a rank holds.
+pub fn vocab_embedding(ids: &Tensor, table: &Tensor) -> Tensor {
+    if size() == 1 {
+        return Tensor::embedding(table, ids, -1, false, false);
+    }
+    let rows = table.size()[0];
+    let local = ids - rows * rank() as i64;
+    let inside = local.ge(0).logical_and(&local.lt(rows));
+    let found = Tensor::embedding(
+        table,
+        &local.where_self(&inside, &local.zeros_like()),
+        -1,
+        false,
+        false,
+    );
+    exit(&(found * inside.unsqueeze(-1).to_kind(table.kind())))
+}
+
+/// Whole logits [.., V] from this rank's vocabulary slice [.., V / size] (for the one position
+/// decoding chooses from; training's loss never gathers them).
+pub fn vocab_gather(logits: &Tensor) -> Tensor {
+    if size() == 1 {
+        return logits.shallow_clone();
+    }
+    let last = logits.dim() as i64 - 1;
+    gather(&logits.movedim(last, 0)).movedim(0, last)
+}
+
+/// Mean token cross-entropy of `logits` [N, V] against `labels` [N] (−100 ignored), with
+/// label smoothing as libtorch's `cross_entropy`. Inside a scope `logits` is this rank's slice
+/// of the vocabulary: the log-partition, the target's logit and (for smoothing) the logits' sum
+/// are summed over the group, so each rank's gradient is that of its own slice.
+pub fn vocab_cross_entropy(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> Tensor {
+    if size() == 1 {
+        return logits.cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            tch::Reduction::Mean,
+            -100,
+            label_smoothing,
+        );
+    }
+    let slice = logits.size()[1];
+    let vocab = slice * size() as i64;
+    // The shift only keeps exp() in range: the loss does not depend on it, so no gradient.
+    let local_max = logits.detach().amax([1i64].as_slice(), false);
+    let max = gather(&local_max.unsqueeze(0))
+        .amax([0i64].as_slice(), false)
+        .unsqueeze(1);
+    let z = logits - max;
+    let log_partition = exit(&z.exp().sum_dim_intlist([1i64].as_slice(), false, z.kind())).log();
+    let valid = labels.ne(-100);
+    let local = labels - slice * rank() as i64;
+    let inside = valid
+        .logical_and(&local.ge(0))
+        .logical_and(&local.lt(slice));
+    let index = local.where_self(&inside, &local.zeros_like()).unsqueeze(1);
+    let target = exit(&(z.gather(1, &index, false).squeeze_dim(1) * inside.to_kind(z.kind())));
+    let mut per_token = &log_partition - target;
+    if label_smoothing > 0.0 {
+        // −mean over the vocabulary of log p = log Z − (Σ z) / V.
+        let total = exit(&z.sum_dim_intlist([1i64].as_slice(), false, z.kind()));
+        let uniform = &log_partition - total / vocab as f64;
+        per_token = per_token * (1.0 - label_smoothing) + uniform * label_smoothing;
+    }
+    let valid = valid.to_kind(z.kind());
+    (per_token * &valid).sum(z.kind()) / valid.sum(z.kind())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,9 +255,15 @@ mod tests {
         fn size(&self) -> usize {
             2
         }
+        fn rank(&self) -> usize {
+            0
+        }
         fn sum_(&self, t: &mut Tensor) -> Result<(), String> {
             let _ = t.g_mul_scalar_(2.0);
             Ok(())
+        }
+        fn gather(&self, t: &Tensor) -> Result<Tensor, String> {
+            Ok(Tensor::cat(&[t, t], 0))
         }
     }
 
@@ -188,7 +292,13 @@ mod tests {
         fn size(&self) -> usize {
             2
         }
+        fn rank(&self) -> usize {
+            0
+        }
         fn sum_(&self, _t: &mut Tensor) -> Result<(), String> {
+            Err("rank 1 is gone".into())
+        }
+        fn gather(&self, _t: &Tensor) -> Result<Tensor, String> {
             Err("rank 1 is gone".into())
         }
     }
@@ -198,5 +308,155 @@ mod tests {
         let x = Tensor::ones([2], (Kind::Float, Device::Cpu));
         let err = scope(&Failing, || exit(&x)).unwrap_err();
         assert_eq!(err, "rank 1 is gone");
+    }
+
+    /// A group of threads in one process: each rank is a thread with its own scope, and a
+    /// collective is an exchange of copies through shared slots (summed in rank order, so every
+    /// rank gets the same bits).
+    struct Threads {
+        rank: usize,
+        size: usize,
+        slots: std::sync::Arc<(std::sync::Barrier, std::sync::Mutex<Vec<Option<Tensor>>>)>,
+    }
+
+    impl Threads {
+        fn exchange(&self, t: &Tensor) -> Vec<Tensor> {
+            let (barrier, slots) = &*self.slots;
+            slots.lock().unwrap()[self.rank] = Some(t.copy());
+            barrier.wait();
+            let all = slots
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_ref().unwrap().copy())
+                .collect();
+            barrier.wait();
+            all
+        }
+    }
+
+    impl TpComm for Threads {
+        fn size(&self) -> usize {
+            self.size
+        }
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn sum_(&self, t: &mut Tensor) -> Result<(), String> {
+            let all = self.exchange(t);
+            let mut total = all[0].copy();
+            for p in &all[1..] {
+                total += p;
+            }
+            t.copy_(&total);
+            Ok(())
+        }
+        fn gather(&self, t: &Tensor) -> Result<Tensor, String> {
+            Ok(Tensor::cat(&self.exchange(t), 0))
+        }
+    }
+
+    /// Runs `f(rank)` on `size` threads at once, each inside its own scope (tensors are not
+    /// `Sync`: `f` rebuilds its inputs from plain values).
+    fn on_threads<T: Send>(size: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+        let slots = std::sync::Arc::new((
+            std::sync::Barrier::new(size),
+            std::sync::Mutex::new((0..size).map(|_| None).collect()),
+        ));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..size)
+                .map(|rank| {
+                    let (slots, f) = (slots.clone(), &f);
+                    s.spawn(move || {
+                        let g = Threads { rank, size, slots };
+                        scope(&g, || f(rank)).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    fn close(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn the_loss_from_vocabulary_slices_equals_the_whole_one_and_so_do_its_gradients() {
+        tch::manual_seed(0);
+        let logits = Tensor::randn([6, 8], (Kind::Float, Device::Cpu)) * 4.0;
+        let labels = Tensor::from_slice(&[3i64, -100, 7, 0, 4, -100]);
+        for smoothing in [0.0, 0.1] {
+            let whole = logits.copy().set_requires_grad(true);
+            let want = vocab_cross_entropy(&whole, &labels, smoothing);
+            want.backward();
+            let want_grad = whole.grad();
+            let (l, y) = (values(&logits), Vec::<i64>::try_from(&labels).unwrap());
+            for size in [2usize, 4] {
+                let got = on_threads(size, |rank| {
+                    let w = 8 / size as i64;
+                    let l = Tensor::from_slice(&l).view([6, 8]);
+                    let part = l
+                        .narrow(1, rank as i64 * w, w)
+                        .copy()
+                        .set_requires_grad(true);
+                    let loss = vocab_cross_entropy(&part, &Tensor::from_slice(&y), smoothing);
+                    loss.backward();
+                    (loss.detach(), part.grad())
+                });
+                let grads: Vec<Tensor> = got.iter().map(|(_, g)| g.shallow_clone()).collect();
+                for (loss, _) in &got {
+                    assert!(
+                        close(loss, &want) < 1e-6,
+                        "tp {size}, smoothing {smoothing}"
+                    );
+                }
+                let grad = Tensor::cat(&grads, 1);
+                assert!(close(&grad, &want_grad) < 1e-6, "tp {size}: gradient");
+            }
+        }
+    }
+
+    #[test]
+    fn lookups_in_split_tables_and_gathered_logits_equal_the_whole_ones() {
+        tch::manual_seed(0);
+        let table = Tensor::randn([8, 3], (Kind::Float, Device::Cpu));
+        let ids = Tensor::from_slice(&[7i64, 0, 3, 3, 5, 4]).view([2, 3]);
+        let whole = table.copy().set_requires_grad(true);
+        let want = vocab_embedding(&ids, &whole);
+        (&want * &want).sum(Kind::Float).backward();
+        let want_grad = whole.grad();
+        let (t, i) = (
+            values(&table),
+            Vec::<i64>::try_from(ids.flatten(0, -1)).unwrap(),
+        );
+        let got = on_threads(2, |rank| {
+            let (t, i) = (
+                Tensor::from_slice(&t).view([8, 3]),
+                Tensor::from_slice(&i).view([2, 3]),
+            );
+            let part = t
+                .narrow(0, rank as i64 * 4, 4)
+                .copy()
+                .set_requires_grad(true);
+            let e = vocab_embedding(&i, &part);
+            (&e * &e).sum(Kind::Float).backward();
+            // Each rank's half of [3, 8] "logits", gathered whole.
+            let logits = t.view([3, 8]).narrow(1, rank as i64 * 4, 4);
+            (e.detach(), part.grad(), vocab_gather(&logits))
+        });
+        for (e, _, logits) in &got {
+            assert!(close(e, &want) < 1e-7);
+            assert!(logits.equal(&table.view([3, 8])));
+        }
+        let grad = Tensor::cat(&[&got[0].1, &got[1].1], 0);
+        assert!(
+            close(&grad, &want_grad) < 1e-6,
+            "only the held rows' gradients, summed"
+        );
     }
 }

@@ -425,7 +425,7 @@ pub(crate) fn train_on(
         // --- Periodic evaluation -----------------------------------------------------------
         if t.eval_every > 0 && step.is_multiple_of(t.eval_every) && step < t.steps {
             let _slow = slow_phase();
-            let r = gathered(&fsdp, &tp, || model.evaluate(cfg, mesh, Some(step), None))?;
+            let r = evaluating(&fsdp, &tp, || model.evaluate(cfg, mesh, Some(step), None))?;
             if let Some(r) = r {
                 if let Some(m) = metrics.as_mut() {
                     m.log(step, "eval", &r.scalars())?;
@@ -445,7 +445,7 @@ pub(crate) fn train_on(
     let mut report = None;
     if step == t.steps && end == End::Done {
         let _slow = slow_phase();
-        report = gathered(&fsdp, &tp, || {
+        report = evaluating(&fsdp, &tp, || {
             model.evaluate(cfg, mesh, Some(step), Some(&run.report()))
         })?;
         if let (Some(r), 0) = (&report, rank) {
@@ -487,16 +487,16 @@ pub(crate) fn train_on(
     })
 }
 
-/// `f` with every parameter whole on every rank (with `parallel.shard: full` or
-/// `parallel.tp`, gathered for it).
-fn gathered<T>(
+/// Evaluation `f` with the model as it evaluates: every parameter whole on every rank with
+/// `parallel.shard: full` (gathered for it), on the tensor-parallel slices with `parallel.tp`.
+fn evaluating<T>(
     fsdp: &Option<FullShards>,
     tp: &Option<TensorParallel>,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     match (fsdp, tp) {
         (Some(s), _) => s.gathered(f),
-        (None, Some(tp)) => tp.gathered(f),
+        (None, Some(tp)) => tp.during(f),
         (None, None) => f(),
     }
 }

@@ -79,9 +79,10 @@ impl T5Model {
         &self.cfg
     }
 
-    /// Token embeddings [B, T, D] of `ids` [B, T].
+    /// Token embeddings [B, T, D] of `ids` [B, T] (under tensor parallelism the table's rows
+    /// are split by vocabulary).
     pub fn embed(&self, ids: &Tensor) -> Tensor {
-        ids.apply(&self.shared)
+        crate::tensor_parallel::vocab_embedding(ids, &self.shared.ws)
     }
 
     /// Checks token ids are [B, T] integers inside the vocabulary.
@@ -114,8 +115,10 @@ impl T5Model {
         self.encoder.forward(embeds, mask)
     }
 
-    /// Output logits [B, Q, V] of decoder states.
+    /// Output logits [B, Q, V] of decoder states (under tensor parallelism this rank's slice
+    /// of the vocabulary, V / tp).
     fn head(&self, h: &Tensor) -> Tensor {
+        let h = &crate::tensor_parallel::enter(h);
         match &self.lm_head {
             Some(head) => h.apply(head),
             // Tied (T5 v1.0): rescale by d_model^-0.5 before sharing the embedding matrix.
@@ -216,17 +219,13 @@ impl T5Checkpoint {
     }
 }
 
-/// Cross-entropy of `logits` [B, T, V] against `labels` [B, T] ignoring −100, with label smoothing.
+/// Cross-entropy of `logits` [B, T, V] against `labels` [B, T] ignoring −100, with label
+/// smoothing (from vocabulary slices under tensor parallelism).
 pub fn token_cross_entropy(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> Tensor {
     let v = logits.size()[2];
-    logits
-        .to_kind(Kind::Float)
-        .view([-1, v])
-        .cross_entropy_loss::<Tensor>(
-            &labels.view([-1]),
-            None,
-            tch::Reduction::Mean,
-            -100,
-            label_smoothing,
-        )
+    crate::tensor_parallel::vocab_cross_entropy(
+        &logits.to_kind(Kind::Float).view([-1, v]),
+        &labels.view([-1]),
+        label_smoothing,
+    )
 }

@@ -1,7 +1,7 @@
 //! The parallelism layer: applied to the single-device model code from outside, as torchtitan's
 //! `parallelize` is. The job's ranks form a [`Mesh`] with named dimensions (`dp` outside, `tp`
-//! inside); [`TensorParallel`] splits each block's heads and MLP units over `tp` (Megatron
-//! style); [`DataParallel`] replicates parameters and averages gradients
+//! inside); [`TensorParallel`] splits each block's heads and MLP units, and the language
+//! model's vocabulary, over `tp` (Megatron style); [`DataParallel`] replicates parameters and averages gradients
 //! over `dp`; [`OptimizerShards`] splits the optimizer state over `dp` (`parallel.shard:
 //! optimizer`); [`FullShards`] splits the block parameters and their gradients too
 //! (`parallel.shard: full`, gathered per segment); [`sigmoid_loss`] picks SigLIP's loss for the
@@ -18,5 +18,5 @@ pub use data_parallel::DataParallel;
 pub use fsdp::{clip_owned_grad_norm, FullShards};
 pub use mesh::{check_tp, Mesh};
 pub use ring_loss::{distributed_sigmoid_loss, sigmoid_loss};
-pub use tensor::{check_tp_dims, split_dim, TensorParallel};
+pub use tensor::{check_tp_dims, split_dim, vision_tp_dims, TensorParallel};
 pub use zero::{deal, OptimizerShards};

@@ -2,13 +2,15 @@
 //! each block's q/k/v projections and MLP input are split by output rows (heads, hidden
 //! units) and its attention output and MLP output by input columns over the tensor-parallel
 //! group; the model's seams (`palisade_model::tensor_parallel`) sum the partial results, one
-//! all-reduce per attention and per MLP in forward and one each in backward. Everything else
-//! (embeddings, LayerNorms, the MAP head's attention, the PaLI projector, the loss) is
-//! replicated: every rank of
-//! the group computes it on the same inputs, so its gradients agree without a reduction.
+//! all-reduce per attention and per MLP in forward and one each in backward. The language
+//! model's embedding table and output head are split by vocabulary rows (the loss is taken
+//! from the slices of the logits). Everything else (the SigLIP towers' embeddings, LayerNorms,
+//! the MAP head's attention, the PaLI projector) is replicated: every rank of the group
+//! computes it on the same inputs, so its gradients agree without a reduction.
 //!
-//! Checkpoints and evaluation see whole tensors: [`TensorParallel::gathered`] makes them whole
-//! for the duration, and optimizer state is gathered and sliced by the same rule.
+//! Evaluation runs on the slices too ([`TensorParallel::during`]); checkpoints see whole
+//! tensors ([`TensorParallel::gather_all`]), and optimizer state is gathered and sliced by the
+//! same rule.
 
 use super::Mesh;
 use crate::error::{Result, TrainerError};
@@ -17,7 +19,8 @@ use tch::{nn, Kind, Tensor};
 
 /// Which dimension of variable `name` is split over the group (None: replicated): the SigLIP
 /// towers' and the T5's (transformers' names) column-parallel inputs by rows, their
-/// row-parallel outputs by columns, and T5's relative-position bias by head.
+/// row-parallel outputs by columns, T5's relative-position bias by head and its embedding
+/// table and head by vocabulary rows.
 pub fn split_dim(name: &str) -> Option<i64> {
     const ROWS: [&str; 13] = [
         ".self_attn.q_proj.",
@@ -42,13 +45,29 @@ pub fn split_dim(name: &str) -> Option<i64> {
         ".DenseReluDense.wo.weight",
         ".relative_attention_bias.weight",
     ];
-    if ROWS.iter().any(|r| name.contains(r)) {
+    if ROWS.iter().any(|r| name.contains(r)) || is_vocabulary(name) {
         Some(0)
     } else if COLUMNS.iter().any(|c| name.ends_with(c)) {
         Some(1)
     } else {
         None
     }
+}
+
+/// Whether `name` is the language model's embedding table or untied output head.
+fn is_vocabulary(name: &str) -> bool {
+    ["shared.weight", "lm_head.weight"].iter().any(|v| {
+        name.strip_suffix(v)
+            .is_some_and(|p| p.is_empty() || p.ends_with('.'))
+    })
+}
+
+/// The ViT dimensions tensor parallelism divides, named by config key, for [`check_tp_dims`].
+pub fn vision_tp_dims(v: &palisade_model::SiglipVisionConfig) -> [(&'static str, usize); 2] {
+    [
+        ("model.vision num_attention_heads", v.num_attention_heads),
+        ("model.vision intermediate_size", v.intermediate_size),
+    ]
 }
 
 /// Refuses a tensor-parallel size that does not divide one of the model's `dims` (what, size).
@@ -95,8 +114,17 @@ impl<'m> TensorParallel<'m> {
             };
             let n = var.size()[dim as usize];
             if n % t != 0 {
+                let what = if is_vocabulary(&name) {
+                    let pad = (n + t - 1) / t * t;
+                    format!(
+                        "the vocabulary ({n} rows of tensor {name}; pad it to a multiple, \
+                         e.g. model.language.vocab_size: {pad})"
+                    )
+                } else {
+                    format!("dimension {dim} ({n}) of tensor {name}")
+                };
                 return Err(TrainerError::Config(format!(
-                    "key parallel.tp: {t} does not divide dimension {dim} ({n}) of tensor {name}"
+                    "key parallel.tp: {t} does not divide {what}; each rank takes an equal share"
                 )));
             }
             splits.push(Split { name, var, dim });
@@ -152,16 +180,9 @@ impl<'m> TensorParallel<'m> {
         Ok(())
     }
 
-    /// Runs `f` with every variable whole (checkpoints, evaluation), sliced again after.
-    pub fn gathered<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.gather_all()?;
-        let out = f();
-        self.slice_all();
-        out
-    }
-
-    /// Runs a training step's forward and backward `f` with the group installed in the
-    /// model's seams; a failed collective inside it is the error.
+    /// Runs `f` (a training step's forward and backward, or an evaluation) with the group
+    /// installed in the model's seams, on this rank's slices; a failed collective inside it is
+    /// the error.
     pub fn during<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let sum = Sum(self.group);
         palisade_model::tensor_parallel::scope(&sum, f).map_err(|msg| {
@@ -236,6 +257,24 @@ impl palisade_model::tensor_parallel::TpComm for Sum<'_> {
         self.0.world_size()
     }
 
+    fn rank(&self) -> usize {
+        self.0.rank()
+    }
+
+    fn gather(&self, t: &Tensor) -> std::result::Result<Tensor, String> {
+        let kind = t.kind();
+        let carry = if self.0.carries(kind) {
+            kind
+        } else {
+            Kind::Float
+        };
+        let whole = self
+            .0
+            .all_gather(&t.to_kind(carry))
+            .map_err(|e| e.to_string())?;
+        Ok(whole.to_kind(kind))
+    }
+
     fn sum_(&self, t: &mut Tensor) -> std::result::Result<(), String> {
         let kind = t.kind();
         if self.0.carries(kind) {
@@ -290,7 +329,10 @@ mod tests {
         ] {
             assert_eq!(split_dim(&format!("{b}.{name}")), dim, "{name}");
         }
-        assert_eq!(split_dim("language_model.shared.weight"), None);
+        assert_eq!(split_dim("language_model.shared.weight"), Some(0));
+        assert_eq!(split_dim("language_model.lm_head.weight"), Some(0));
+        assert_eq!(split_dim("shared.weight"), Some(0));
+        assert_eq!(split_dim("language_model.unshared.weight"), None);
     }
 
     #[test]

@@ -69,14 +69,13 @@ impl StageKind for Pali {
             .flatten();
         if let Some(m) = described {
             let (v, t) = (&m.vision_config, &m.text_config);
+            let text = [
+                ("model.language num_heads", t.num_heads),
+                ("model.language d_ff", t.d_ff),
+            ];
             crate::parallel::check_tp_dims(
                 cfg.parallel.tp,
-                &[
-                    ("model.vision num_attention_heads", v.num_attention_heads),
-                    ("model.vision intermediate_size", v.intermediate_size),
-                    ("model.language num_heads", t.num_heads),
-                    ("model.language d_ff", t.d_ff),
-                ],
+                &[&crate::parallel::vision_tp_dims(v)[..], &text].concat(),
             )?;
         }
         if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
@@ -286,6 +285,8 @@ impl StageModel for PaliStage {
         step: Option<u64>,
         report_dir: Option<&Path>,
     ) -> Result<Option<EvalReport>> {
+        // Tensor-parallel peers decode the same examples: their first rank writes the images.
+        let report_dir = report_dir.filter(|_| mesh.tp().is_none_or(|g| g.rank() == 0));
         Ok(evaluate_tasks(
             &self.model,
             &self.tok,

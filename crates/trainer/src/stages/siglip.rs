@@ -73,14 +73,13 @@ impl StageKind for Siglip {
         if cfg.parallel.tp > 1 {
             let m = model_config(cfg, 1).map_err(|e| e.to_string())?;
             let (v, t) = (&m.vision_config, &m.text_config);
+            let text = [
+                ("model.text num_attention_heads", t.num_attention_heads),
+                ("model.text intermediate_size", t.intermediate_size),
+            ];
             crate::parallel::check_tp_dims(
                 cfg.parallel.tp,
-                &[
-                    ("model.vision num_attention_heads", v.num_attention_heads),
-                    ("model.vision intermediate_size", v.intermediate_size),
-                    ("model.text num_attention_heads", t.num_attention_heads),
-                    ("model.text intermediate_size", t.intermediate_size),
-                ],
+                &[&crate::parallel::vision_tp_dims(v)[..], &text].concat(),
             )?;
         }
         Ok(())
