@@ -250,7 +250,7 @@ fn predict_runs_for_images_and_video_and_names_bad_inputs() {
     assert!(!text(&o).contains("panicked"));
 }
 
-fn image_file(path: &Path) {
+pub(crate) fn image_file(path: &Path) {
     // A 40×30 PNG: a red square on black.
     let img = image::RgbImage::from_fn(40, 30, |x, y| {
         if (10..20).contains(&x) && (5..15).contains(&y) {

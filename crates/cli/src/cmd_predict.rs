@@ -1,8 +1,9 @@
 //! `palisade predict`: run a PaLI model folder on one image (or video frames) and a prompt.
 
 use anyhow::Result;
-use palisade_evaluator::runs::predict::{predict, Media, PredictRequest};
+use palisade_evaluator::runs::predict::{Media, PredictRequest};
 use palisade_model::decoding::Strategy;
+use palisade_trainer::predict::predict;
 use std::path::PathBuf;
 
 /// Arguments of `palisade predict`.
@@ -37,7 +38,8 @@ pub struct Args {
     seed: i64,
 }
 
-/// Prints the model's output (and for detect prompts, the box in pixels).
+/// Prints the model's output (and for detect prompts, the box in pixels); under a launcher the
+/// model is split over the ranks (tensor parallelism).
 pub fn run(a: Args) -> Result<()> {
     let strategy = match (a.temperature, a.beams) {
         (Some(t), _) => Strategy::Sample { temperature: t },
@@ -59,6 +61,10 @@ pub fn run(a: Args) -> Result<()> {
         max_new_tokens: a.max_new_tokens,
         seed: a.seed,
     })?;
+    // Under a launcher the ranks decode together; rank 0 prints.
+    let Some(out) = out else {
+        return Ok(());
+    };
     println!("{}", out.text);
     match out.detection {
         Some(Ok([x1, y1, x2, y2])) => {

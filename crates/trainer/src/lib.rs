@@ -18,6 +18,7 @@ pub mod model_folders;
 pub mod optimizer;
 pub mod parallel;
 pub mod plan;
+pub mod predict;
 pub mod preempt;
 pub mod preflight;
 pub mod recipe;

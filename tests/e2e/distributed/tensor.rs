@@ -230,3 +230,116 @@ fn tensor_parallel_sizes_that_cannot_split_are_refused() {
         &["parallel.tp: 3", "model.language num_heads (4)"],
     );
 }
+
+#[test]
+fn pali_demo_as_dp2_by_tp2_under_launch_reaches_the_data_parallel_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The demo's config (its shuffled three-task mixture, its three evaluations) at mu size,
+    // everything trained; 4 ViT heads and a vocabulary padded to 1072 rows so that two ranks
+    // split both. Which examples a step sees depends on the data-parallel size (each rank
+    // reads its own share and draws its own mixture counts), so the reference is dp 2 without
+    // tensor parallelism: splitting each replica over two more ranks may change rounding only.
+    let cfg = crate::pali::pali_config(d);
+    let cfg = cfg.to_str().unwrap();
+    let extra = [
+        "--set",
+        "data.synth.rows_per_group=8",
+        "--set",
+        "train.freeze_vision=false",
+        "--set",
+        "model.language.vocab_size=1072",
+        "--set",
+        "model.vision.num_attention_heads=4",
+    ];
+    // `palisade launch` (the TCP backend), each rank taking its share of the node's threads.
+    let launch = |n: &str, run: &Path, tp: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"));
+        cmd.current_dir(d)
+            .env("RUST_LOG", "warn")
+            .args(["launch", "--nproc-per-node", n, "--"])
+            .args([
+                "train",
+                cfg,
+                "--run-dir",
+                run.to_str().unwrap(),
+                "--no-progress",
+            ])
+            .args(["--set", &format!("parallel.tp={tp}")])
+            .args(extra);
+        ranks::run(cmd, &format!("the PaLI demo on {n} ranks, tp {tp}"));
+    };
+    let (one, run) = (d.join("dp2"), d.join("dp2-tp2"));
+    launch("2", &one, "1");
+    launch("4", &run, "2");
+    let ((gap, name), moved) = gap_and_movement(&one, &run);
+    assert!(moved > 1e-3, "training moved the weights by {moved}");
+    assert!(gap < 1e-4, "{name} differs by {gap:e}");
+    // Every task's scores and the decoded examples, not only the first task's.
+    let read = |r: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(r.join("report/eval.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read(&one), read(&run));
+    assert_eq!(a["qualitative"], b["qualitative"], "decoded examples");
+    let tasks = a["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3, "caption, vqa and refcoco: {a}");
+    for (ta, tb) in tasks.iter().zip(b["tasks"].as_array().unwrap()) {
+        assert_eq!(ta["name"], tb["name"]);
+        assert_eq!(ta["examples"], tb["examples"]);
+        for (k, va) in ta["metrics"].as_object().unwrap() {
+            let (va, vb) = (va.as_f64().unwrap(), tb["metrics"][k].as_f64().unwrap());
+            let tol = if k == "loss" { 1e-5 } else { 0.0 };
+            assert!((va - vb).abs() <= tol, "{} {k}: {vb} vs {va}", ta["name"]);
+        }
+    }
+    // `palisade predict` under the launcher splits the model over its ranks: greedy, beam
+    // and sampled answers as one process gives them, printed once.
+    let ckpt = one.join("checkpoints/step-00000006");
+    let img = d.join("scene.png");
+    crate::pali::image_file(&img);
+    let asks: [&[&str]; 3] = [
+        &["--prompt", "caption en"],
+        &["--prompt", "detect red square", "--beams", "2"],
+        &[
+            "--prompt",
+            "answer en what colour is it?",
+            "--temperature",
+            "0.7",
+        ],
+    ];
+    let predict = |n: &str, ask: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_palisade"));
+        if n != "1" {
+            cmd.args(["launch", "--nproc-per-node", n, "--"]);
+        }
+        cmd.current_dir(d)
+            .env("RUST_LOG", "warn")
+            .args(["predict", "--checkpoint", ckpt.to_str().unwrap()])
+            .args(["--image", img.to_str().unwrap(), "--max-new-tokens", "6"])
+            .args(ask);
+        cmd.output().expect("palisade runs")
+    };
+    for ask in asks {
+        let alone = predict("1", ask);
+        assert!(alone.status.success(), "{}", text(&alone));
+        let split = predict("2", ask);
+        assert!(split.status.success(), "{ask:?}: {}", text(&split));
+        let want: Vec<String> = String::from_utf8_lossy(&alone.stdout)
+            .lines()
+            .map(|l| format!("[rank 0] {l}"))
+            .collect();
+        // The text, and for the detect prompt its box (or why there is none).
+        let lines = if ask[1].starts_with("detect") { 2 } else { 1 };
+        assert_eq!(want.len(), lines, "{ask:?}: {want:?}");
+        let got = String::from_utf8_lossy(&split.stdout);
+        assert_eq!(got.lines().collect::<Vec<_>>(), want, "{ask:?}");
+    }
+    // Three ranks cannot split four heads: refused naming the dimension.
+    let out = predict("3", asks[0]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("3 does not divide") && said.contains("num_attention_heads (4)"),
+        "{said}"
+    );
+}

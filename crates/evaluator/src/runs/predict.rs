@@ -50,6 +50,12 @@ pub struct Predicted {
 /// Runs `req` on the CPU.
 pub fn predict(req: &PredictRequest) -> Result<Predicted> {
     let model = PaliModel::load(req.checkpoint, tch::Device::Cpu)?;
+    predict_with(&model, req)
+}
+
+/// Runs `req` on `model`, loaded from `req.checkpoint` (its tensors whole, or sliced by the
+/// caller's parallelism layer with its scope entered).
+pub fn predict_with(model: &PaliModel, req: &PredictRequest) -> Result<Predicted> {
     let tok = TextTokenizer::load(&req.checkpoint.join(TOKENIZER_FILE))?;
     let size = model.config().vision_config.image_size;
     let files: Vec<&Path> = match req.media {

@@ -70,16 +70,30 @@ pub fn vision_tp_dims(v: &palisade_model::SiglipVisionConfig) -> [(&'static str,
     ]
 }
 
+/// Every dimension tensor parallelism divides in a PaLI model (ViT and T5), named by config key.
+pub fn pali_tp_dims(m: &palisade_model::pali::PaliConfig) -> Vec<(&'static str, usize)> {
+    let t = &m.text_config;
+    let mut dims = vision_tp_dims(&m.vision_config).to_vec();
+    dims.extend([
+        ("model.language num_heads", t.num_heads),
+        ("model.language d_ff", t.d_ff),
+    ]);
+    dims
+}
+
 /// Refuses a tensor-parallel size that does not divide one of the model's `dims` (what, size).
 pub fn check_tp_dims(tp: usize, dims: &[(&str, usize)]) -> std::result::Result<(), String> {
-    for (what, n) in dims {
-        if !n.is_multiple_of(tp) {
-            return Err(format!(
-                "key parallel.tp: {tp} does not divide {what} ({n}); each rank takes an equal share"
-            ));
-        }
+    match first_undivided(tp, dims) {
+        Some((what, n)) => Err(format!(
+            "key parallel.tp: {tp} does not divide {what} ({n}); each rank takes an equal share"
+        )),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The first of `dims` (what, size) that `tp` does not divide.
+pub fn first_undivided<'a>(tp: usize, dims: &[(&'a str, usize)]) -> Option<(&'a str, usize)> {
+    dims.iter().copied().find(|(_, n)| !n.is_multiple_of(tp))
 }
 
 /// One split variable.

@@ -68,15 +68,7 @@ impl StageKind for Pali {
             .then(|| pali_config(cfg, 1).ok())
             .flatten();
         if let Some(m) = described {
-            let (v, t) = (&m.vision_config, &m.text_config);
-            let text = [
-                ("model.language num_heads", t.num_heads),
-                ("model.language d_ff", t.d_ff),
-            ];
-            crate::parallel::check_tp_dims(
-                cfg.parallel.tp,
-                &[&crate::parallel::vision_tp_dims(v)[..], &text].concat(),
-            )?;
+            crate::parallel::check_tp_dims(cfg.parallel.tp, &crate::parallel::pali_tp_dims(&m))?;
         }
         if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
             return Err(
