@@ -213,7 +213,10 @@ pub(crate) fn train_on(
         );
     }
     let owned = shards.owned(trainable);
-    let owned_params: Vec<tch::Tensor> = owned.iter().map(|(_, p)| p.shallow_clone()).collect();
+    let (owned_names, owned_params): (Vec<String>, Vec<tch::Tensor>) = owned
+        .iter()
+        .map(|(n, p)| (n.clone(), p.shallow_clone()))
+        .unzip();
     let mut opt = if precision == Precision::Bf16 {
         // float32 masters of this rank's share, taken before the model is rounded to bf16.
         let masters = optimizer::masters(&owned);
@@ -254,7 +257,11 @@ pub(crate) fn train_on(
         opt.load_state(state_tensors, state.step, &dir.join(OPTIMIZER_FILE))?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);
-            e.load(weights::read(&p)?, &p)?;
+            let mut shadow = weights::read(&p)?;
+            if let Some(tp) = &tp {
+                shadow = tp.slice_named(shadow);
+            }
+            e.load(shadow, &p)?;
         }
         resume_data(&mut *loader, state, dir, data_rank, world)?;
         step = state.step;
@@ -288,7 +295,8 @@ pub(crate) fn train_on(
         // Gradients of this rank's share: train.accum_steps micro-batches, blocks checkpointed
         // per train.remat.
         let loss = match (&fsdp, &tp) {
-            (Some(f), _) => f.during(|| model.backward(&batch, mesh, plan))?,
+            (Some(f), Some(tp)) => f.during(|| tp.during(|| model.backward(&batch, mesh, plan)))?,
+            (Some(f), None) => f.during(|| model.backward(&batch, mesh, plan))?,
             (None, Some(tp)) => tp.during(|| model.backward(&batch, mesh, plan))?,
             (None, None) => model.backward(&batch, mesh, plan)?,
         };
@@ -305,9 +313,15 @@ pub(crate) fn train_on(
         }
         dp.average_gradients(mesh, step)?;
         // The global norm however state is split: from whole gradients on every rank, (full)
-        // from each rank's owned ones, or (tp) from slices summed over the group.
+        // from each rank's owned ones, (tp) from slices summed over the group, or both.
         let grad_norm = match (&fsdp, &tp) {
-            (Some(_), _) => clip_owned_grad_norm(mesh.dp(), &owned_params, t.grad_clip)?,
+            (Some(_), tp) => {
+                let sq = match tp {
+                    Some(tp) => tp.grad_sq(&owned_names, &owned_params)?,
+                    None => optimizer::grad_norm(&owned_params).powi(2),
+                };
+                clip_owned_grad_norm(mesh.dp(), &owned_params, sq, t.grad_clip)?
+            }
             (None, Some(tp)) => tp.clip_grad_norm(shards.names(), shards.params(), t.grad_clip)?,
             (None, None) => optimizer::clip_grad_norm(shards.params(), t.grad_clip),
         };
@@ -369,6 +383,12 @@ pub(crate) fn train_on(
                 config_hash: cfg.hash(),
                 world_size: world,
             };
+            // The moving average whole, from every tensor-parallel rank's slices.
+            let shadow = match (&ema, &tp) {
+                (Some(e), Some(tp)) => Some(tp.gather_named(e.tensors())?),
+                (Some(e), None) if rank == 0 => Some(e.tensors()),
+                _ => None,
+            };
             // One optimizer file, or one shard per rank and an index: resumable anywhere.
             let staging = ckpt_root.join(format!(".optimizer-step-{step}"));
             let opt_state = match &tp {
@@ -390,8 +410,8 @@ pub(crate) fn train_on(
                 let written = checkpoint::write(&ckpt_root, &state, keep, |d| {
                     model.save(d)?;
                     opt_state.place(d)?;
-                    if let Some(e) = &ema {
-                        weights::write_atomic(&e.tensors(), &d.join(EMA_FILE))?;
+                    if let Some(s) = &shadow {
+                        weights::write_atomic(s, &d.join(EMA_FILE))?;
                     }
                     Ok(palisade_files::write(
                         &d.join(EXPERIMENT_FILE),
@@ -403,12 +423,14 @@ pub(crate) fn train_on(
                 let written = written?;
                 tracing::info!("checkpoint {}", written.display());
             }
+            drop(shadow);
             mesh.world().barrier()?;
-            if let Some(f) = &fsdp {
-                f.release_all();
-            }
+            // Back to slices, then (full) the slices this rank does not own freed.
             if let Some(tp) = &tp {
                 tp.slice_all();
+            }
+            if let Some(f) = &fsdp {
+                f.release_all();
             }
         }
         if preempted {
@@ -432,7 +454,9 @@ pub(crate) fn train_on(
                 }
             }
             if let Some(e) = &ema {
-                let r = e.with_shadow(|| model.evaluate(cfg, mesh, Some(step), None))?;
+                let r = e.with_shadow(|| {
+                    evaluating(&fsdp, &tp, || model.evaluate(cfg, mesh, Some(step), None))
+                })?;
                 if let (Some(r), Some(m)) = (r, metrics.as_mut()) {
                     m.log(step, "eval_ema", &r.scalars())?;
                 }
@@ -460,7 +484,11 @@ pub(crate) fn train_on(
         // The moving average, evaluated the same way into report/ema/.
         if let Some(e) = &ema {
             let dir = run.report().join("ema");
-            let r = e.with_shadow(|| model.evaluate(cfg, mesh, Some(step), Some(&dir)))?;
+            let r = e.with_shadow(|| {
+                evaluating(&fsdp, &tp, || {
+                    model.evaluate(cfg, mesh, Some(step), Some(&dir))
+                })
+            })?;
             if let (Some(r), 0) = (r, rank) {
                 r.write(
                     &dir,
@@ -488,14 +516,16 @@ pub(crate) fn train_on(
 }
 
 /// Evaluation `f` with the model as it evaluates: every parameter whole on every rank with
-/// `parallel.shard: full` (gathered for it), on the tensor-parallel slices with `parallel.tp`.
+/// `parallel.shard: full` (gathered for it), on the tensor-parallel slices with `parallel.tp`
+/// (both: the slices gathered over the data-parallel ranks).
 fn evaluating<T>(
     fsdp: &Option<FullShards>,
     tp: &Option<TensorParallel>,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     match (fsdp, tp) {
-        (Some(s), _) => s.gathered(f),
+        (Some(s), Some(tp)) => s.gathered(|| tp.during(f)),
+        (Some(s), None) => s.gathered(f),
         (None, Some(tp)) => tp.during(f),
         (None, None) => f(),
     }

@@ -60,15 +60,7 @@ fn one_and_four(d: &Path, cfg: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     ]);
     cmd.env("RUST_LOG", "info");
     let out = super::ranks::run(cmd, "PaLI, parallel.shard: full on 4 ranks");
-    // "parallel.shard: full: rank R keeps M of N block parameter elements", once per rank.
-    let kept: Vec<(u64, u64)> = out
-        .lines()
-        .filter_map(|l| l.split_once("parallel.shard: full: rank ").map(|(_, r)| r))
-        .filter_map(|r| {
-            let w: Vec<&str> = r.split_whitespace().collect();
-            Some((w.get(2)?.parse().ok()?, w.get(4)?.parse().ok()?))
-        })
-        .collect();
+    let kept = kept_shares(&out);
     assert_eq!(kept.len(), 4, "{out}");
     let all = kept[0].1;
     assert_eq!(kept.iter().map(|k| k.0).sum::<u64>(), all, "{kept:?}");
@@ -79,6 +71,18 @@ fn one_and_four(d: &Path, cfg: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     (one, four)
 }
 
+/// (M, N) from each rank's "parallel.shard: full: rank R keeps M of N block parameter
+/// elements" in a run's info log.
+pub(crate) fn kept_shares(out: &str) -> Vec<(u64, u64)> {
+    out.lines()
+        .filter_map(|l| l.split_once("parallel.shard: full: rank ").map(|(_, r)| r))
+        .filter_map(|r| {
+            let w: Vec<&str> = r.split_whitespace().collect();
+            Some((w.get(2)?.parse().ok()?, w.get(4)?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The largest gap between the two runs' final weights, and the largest distance the
 /// one-process run's weights moved over its last three steps.
 pub(crate) fn gap_and_movement(one: &Path, four: &Path) -> ((f64, String), f64) {
@@ -86,21 +90,11 @@ pub(crate) fn gap_and_movement(one: &Path, four: &Path) -> ((f64, String), f64) 
     let (want, got) = (last(one), last(four));
     let mid = read_tensors(&one.join("checkpoints/step-00000003/model.safetensors"));
     assert_eq!(want.len(), got.len());
-    let mut gap = (0.0f64, String::new());
-    let mut moved = 0.0f64;
-    for (name, t) in &want {
-        // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
-        // by all keys): Adam scales their rounding noise up to lr-sized steps in any two
-        // summation orders (as in training.rs).
-        if name.ends_with("k_proj.bias") {
-            continue;
-        }
-        let d = max_abs_diff(t, &got[name]);
-        if d > gap.0 {
-            gap = (d, name.clone());
-        }
-        moved = moved.max(max_abs_diff(t, &mid[name]));
-    }
+    let gap = super::training::worst_gap(&want, &got);
+    let moved = want
+        .iter()
+        .map(|(name, t)| max_abs_diff(t, &mid[name]))
+        .fold(0.0, f64::max);
     (gap, moved)
 }
 

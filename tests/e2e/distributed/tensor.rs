@@ -2,9 +2,9 @@
 //! where one process ends, alone (tp 2, tp 4) and inside data parallelism (dp 2 × tp 2), and a
 //! tensor-parallel checkpoint resumes on one process; PaLI (ViT and T5 split) likewise.
 
-use super::fsdp::{assert_same_run, caption_config, gap_and_movement};
+use super::fsdp::{assert_same_run, caption_config, gap_and_movement, kept_shares};
 use super::ranks;
-use super::training::{assert_ends_as, mpirun_train, synth_small_row_groups};
+use super::training::{assert_ends_as, mpirun_train, synth_small_row_groups, worst_gap};
 use crate::common::*;
 use palisade_sharding::mpi_harness::mpirun;
 use std::path::Path;
@@ -57,6 +57,37 @@ fn tensor_parallel_ranks_match_one_process() {
         &["--set", "parallel.tp=2", "--stop-at-step", "3"],
     );
     train(1, &resumed, &["--resume"]);
+    // dp 2 x tp 2 with the optimizer state sharded over the data-parallel ranks (each
+    // tensor-parallel position its own ZeRO group) and a moving average of the slices; stopped
+    // at step 3 (one optimizer shard per data-parallel rank, whole tensors in each) and resumed
+    // on one process without either.
+    let ema = ["--set", "train.ema_decay=0.9"];
+    let one_ema = d.join("run-1-ema");
+    train(1, &one_ema, &ema);
+    let zero = [
+        &ema[..],
+        &[
+            "--set",
+            "parallel.tp=2",
+            "--set",
+            "parallel.shard=optimizer",
+        ],
+    ]
+    .concat();
+    let zero_run = d.join("run-4-tp2-zero-ema");
+    train(4, &zero_run, &zero);
+    let zero_resumed = d.join("run-4-tp2-zero-ema-resumed");
+    train(
+        4,
+        &zero_resumed,
+        &[&zero[..], &["--stop-at-step", "3"]].concat(),
+    );
+    let step3 = zero_resumed.join("checkpoints/step-00000003");
+    let index = std::fs::read_to_string(step3.join("optimizer.safetensors.index.json")).unwrap();
+    for shard in ["optimizer-00001-of-00002", "optimizer-00002-of-00002"] {
+        assert!(index.contains(shard), "{index}");
+    }
+    train(1, &zero_resumed, &[&ema[..], &["--resume"]].concat());
 
     for (w, tp) in runs {
         let run = run_dir(w, tp);
@@ -70,6 +101,32 @@ fn tensor_parallel_ranks_match_one_process() {
         assert!(run.join("report/eval.json").exists());
     }
     assert_ends_as(&one, &resumed, "tp 2 resumed on one process");
+    for (run, label) in [
+        (&zero_run, "dp 2 x tp 2, sharded optimizer, EMA"),
+        (&zero_resumed, "the same resumed on one process"),
+    ] {
+        assert_ends_as(&one_ema, run, label);
+        // The moving average is saved whole and ends where one process's does.
+        let shadow = |r: &Path| read_tensors(&r.join("checkpoints/step-00000006/ema.safetensors"));
+        let (want, got) = (shadow(&one_ema), shadow(run));
+        assert_eq!(want.len(), got.len(), "{label}");
+        let (gap, name) = worst_gap(&want, &got);
+        assert!(gap < 1e-4, "{label}: EMA of {name} differs by {gap:e}");
+        // And it is evaluated on the slices as one process evaluates it whole: the same
+        // retrieval recalls and zero-shot accuracies.
+        let ema_report = |r: &Path| -> serde_json::Value {
+            let p = r.join("report/ema/eval.json");
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let (want, got) = (ema_report(&one_ema), ema_report(run));
+        for part in ["retrieval", "zero_shot"] {
+            assert!(
+                !want[part].as_array().unwrap().is_empty(),
+                "{label}: {want}"
+            );
+            assert_eq!(want[part], got[part], "{label}: EMA {part}");
+        }
+    }
 }
 
 #[test]
@@ -86,18 +143,50 @@ fn pali_tensor_parallel_ranks_match_one_process() {
     // tp 4 needs four ViT heads (mu has two; its T5 has four).
     let heads = [&vocab[..], &["--set", "model.vision.num_attention_heads=4"]].concat();
     let one_4 = train_into(d, cfg, "one-4-heads", &heads);
-    for (w, tp) in [(2usize, 2usize), (4, 2), (4, 4)] {
+    // Last, dp 2 x tp 2 fully sharded over the data-parallel ranks: each tensor-parallel
+    // position's block slices live on their owner and are gathered per remat segment.
+    let full: &[&str] = &[
+        "--set",
+        "parallel.shard=full",
+        "--set",
+        "train.remat=blocks",
+        "--set",
+        "train.accum_steps=2",
+    ];
+    for (w, tp, more) in [
+        (2usize, 2usize, &[][..]),
+        (4, 2, &[]),
+        (4, 4, &[]),
+        (4, 2, full),
+    ] {
         let (one, extra): (&Path, &[&str]) = if tp == 4 {
             (&one_4, &heads)
         } else {
             (&one, &vocab)
         };
-        let run = d.join(format!("tp{tp}-on-{w}"));
+        let run = d.join(format!(
+            "tp{tp}-on-{w}{}",
+            if more.is_empty() { "" } else { "-full" }
+        ));
         let mut cmd = mpirun_train(w, d, cfg, &run);
         cmd.args(["--set", &format!("parallel.tp={tp}")])
-            .args(extra);
-        ranks::run(cmd, &format!("PaLI, parallel.tp: {tp} on {w} ranks"));
-        let label = format!("{w} ranks, tp {tp}");
+            .args(extra)
+            .args(more);
+        cmd.env("RUST_LOG", "info");
+        let out = ranks::run(
+            cmd,
+            &format!("PaLI, parallel.tp: {tp} on {w} ranks {more:?}"),
+        );
+        let label = format!("{w} ranks, tp {tp} {more:?}");
+        if more == full {
+            // Each of a tensor-parallel position's 2 data-parallel ranks keeps part of its
+            // block slices, the two together all of them.
+            let kept = kept_shares(&out);
+            assert_eq!(kept.len(), 4, "{out}");
+            let all = kept[0].1;
+            assert_eq!(kept.iter().map(|k| k.0).sum::<u64>(), 2 * all, "{kept:?}");
+            assert!(kept.iter().all(|&(m, n)| n == all && m < all), "{kept:?}");
+        }
         let ((gap, name), moved) = gap_and_movement(one, &run);
         assert!(moved > 1e-3, "training moved the weights by {moved}");
         assert!(gap < 1e-4, "{label}: {name} differs by {gap:e}");
@@ -145,17 +234,6 @@ fn tensor_parallel_sizes_that_cannot_split_are_refused() {
         &["--set", "parallel.tp=4"],
         &["parallel.tp: 4", "num_attention_heads (2)"],
     );
-    // Not combined with sharded state yet: said so, before any step.
-    refused(
-        2,
-        &[
-            "--set",
-            "parallel.tp=2",
-            "--set",
-            "parallel.shard=optimizer",
-        ],
-        &["parallel.tp", "parallel.shard"],
-    );
     // What tensor parallelism does not cover yet is refused by name, on one process too.
     let alone = |cfg: &Path, extra: &[&str], want: &[&str]| {
         let mut args = vec!["train", cfg.to_str().unwrap(), "--no-progress"];
@@ -180,7 +258,7 @@ fn tensor_parallel_sizes_that_cannot_split_are_refused() {
     alone(
         Path::new(cfg),
         &adafactor,
-        &["train.optimizer", "not supported yet"],
+        &["train.optimizer: adafactor", "parallel.tp: 2", "use adamw"],
     );
     // The T5 mu preset's 4 heads do not split 3 ways (nor its 2 ViT heads).
     let pali = crate::pali::pali_config(d);

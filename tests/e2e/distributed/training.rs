@@ -38,19 +38,16 @@ pub(crate) fn last_checkpoint(run: &Path) -> std::path::PathBuf {
     dirs.pop().expect("a checkpoint")
 }
 
-/// Asserts that `run` ended at step 6 with the model and per-step losses of `one` (within 1e-4);
-/// returns its last checkpoint.
-pub(crate) fn assert_ends_as(one: &Path, run: &Path, label: &str) -> std::path::PathBuf {
-    let want = read_tensors(&last_checkpoint(one).join("model.safetensors"));
-    let ckpt = last_checkpoint(run);
-    assert_eq!(ckpt, run.join("checkpoints/step-00000006"), "{label}");
-    let got = read_tensors(&ckpt.join("model.safetensors"));
-    assert_eq!(got.len(), want.len(), "{label}");
+/// The largest gap between two sets of the same tensors (name and size), leaving out what
+/// rounding alone moves: key biases have a zero gradient in exact arithmetic (softmax ignores
+/// a shift shared by all keys), and Adam scales their rounding noise up to lr-sized steps, so
+/// they differ between any two summation orders, not only between world sizes.
+pub(crate) fn worst_gap(
+    want: &std::collections::BTreeMap<String, tch::Tensor>,
+    got: &std::collections::BTreeMap<String, tch::Tensor>,
+) -> (f64, String) {
     let mut worst = (0.0f64, String::new());
-    for (name, t) in &want {
-        // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
-        // by all keys); Adam scales their rounding noise up to lr-sized steps, so they differ
-        // between any two summation orders, not only between world sizes.
+    for (name, t) in want {
         if name.ends_with("k_proj.bias") {
             continue;
         }
@@ -68,6 +65,18 @@ pub(crate) fn assert_ends_as(one: &Path, run: &Path, label: &str) -> std::path::
             worst = (diff, name.clone());
         }
     }
+    worst
+}
+
+/// Asserts that `run` ended at step 6 with the model and per-step losses of `one` (within 1e-4);
+/// returns its last checkpoint.
+pub(crate) fn assert_ends_as(one: &Path, run: &Path, label: &str) -> std::path::PathBuf {
+    let want = read_tensors(&last_checkpoint(one).join("model.safetensors"));
+    let ckpt = last_checkpoint(run);
+    assert_eq!(ckpt, run.join("checkpoints/step-00000006"), "{label}");
+    let got = read_tensors(&ckpt.join("model.safetensors"));
+    assert_eq!(got.len(), want.len(), "{label}");
+    let worst = worst_gap(&want, &got);
     assert!(
         worst.0 < 1e-4,
         "{label}: {} differs by {}",

@@ -14,6 +14,9 @@
 //! with `optimizer`. Checkpoints and evaluations gather every parameter first: the model
 //! folder is whole and HF-named (FSDP's "full state dict").
 //!
+//! With `parallel.tp` the parameters are this rank's tensor-parallel slices, sharded over its
+//! data-parallel group (the ranks holding the same slices).
+//!
 //! Whole parameters rather than flat slices of each block: Adafactor's factored moments need
 //! whole matrices, and state named by parameter resumes at any world size and shard mode.
 
@@ -305,15 +308,16 @@ impl ParamHook for FullShards<'_> {
 }
 
 /// The global L2 norm of the gradients when each rank holds those of the parameters it owns
-/// (`owned`; replicated ones counted on their owner alone), clipped to `max_norm` (0: none) on
-/// the owned gradients, the only ones the optimizer reads. Returns the norm before.
+/// (`owned`; replicated ones counted on their owner alone) and `local_sq` is their squared
+/// norm (over the tensor-parallel group with `parallel.tp`), clipped to `max_norm` (0: none)
+/// on the owned gradients, the only ones the optimizer reads. Returns the norm before.
 pub fn clip_owned_grad_norm(
     group: &dyn ProcessGroup,
     owned: &[Tensor],
+    local_sq: f64,
     max_norm: f64,
 ) -> Result<f64> {
-    let local = crate::optimizer::grad_norm(owned).powi(2);
-    let mut t = Tensor::from_slice(&[local]);
+    let mut t = Tensor::from_slice(&[local_sq]);
     group.all_reduce(&mut t, ReduceOp::Sum)?;
     let norm = t.double_value(&[0]).sqrt();
     crate::optimizer::clip_to(owned, norm, max_norm);

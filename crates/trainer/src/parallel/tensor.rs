@@ -207,29 +207,41 @@ impl<'m> TensorParallel<'m> {
         })?
     }
 
-    /// The split dimension of optimizer state entry `key` (`exp_avg.NAME`, `master.NAME`).
-    fn state_dim(&self, key: &str) -> Option<i64> {
-        let (_, name) = key.split_once('.')?;
+    /// The split dimension of variable `name` (None: replicated or not a variable).
+    fn var_dim(&self, name: &str) -> Option<i64> {
         self.splits.iter().find(|s| s.name == name).map(|s| s.dim)
     }
 
-    /// Optimizer state with each split entry made whole, for a checkpoint. Every rank of the
+    /// The split dimension of optimizer state entry `key` (`exp_avg.NAME`, `master.NAME`).
+    fn state_dim(&self, key: &str) -> Option<i64> {
+        self.var_dim(key.split_once('.')?.1)
+    }
+
+    /// `entries` with each split one (dimension from `dim_of`) made whole; every rank of the
     /// group calls it with its entries in the same order.
-    pub fn gather_state(&self, state: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
-        state
+    fn gather_entries(
+        &self,
+        entries: Vec<(String, Tensor)>,
+        dim_of: impl Fn(&str) -> Option<i64>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        entries
             .into_iter()
-            .map(|(k, t)| match self.state_dim(&k) {
+            .map(|(k, t)| match dim_of(&k) {
                 Some(dim) => Ok((k, self.gather(&t, dim)?)),
                 None => Ok((k, t)),
             })
             .collect()
     }
 
-    /// Whole optimizer state (from a checkpoint) cut to this rank's slices.
-    pub fn slice_state(&self, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-        state
+    /// Whole `entries` cut to this rank's slices (dimension from `dim_of`).
+    fn slice_entries(
+        &self,
+        entries: Vec<(String, Tensor)>,
+        dim_of: impl Fn(&str) -> Option<i64>,
+    ) -> Vec<(String, Tensor)> {
+        entries
             .into_iter()
-            .map(|(k, t)| match self.state_dim(&k) {
+            .map(|(k, t)| match dim_of(&k) {
                 Some(dim) => {
                     let part = self.slice(&t, dim);
                     (k, part)
@@ -239,14 +251,29 @@ impl<'m> TensorParallel<'m> {
             .collect()
     }
 
-    /// The global gradient norm of the trainable `params` (named `names`): split gradients'
-    /// squares summed over the group, replicated ones counted once; clipped to `max_norm`.
-    pub fn clip_grad_norm(
-        &self,
-        names: &[String],
-        params: &[Tensor],
-        max_norm: f64,
-    ) -> Result<f64> {
+    /// Optimizer state with each split entry made whole, for a checkpoint.
+    pub fn gather_state(&self, state: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+        self.gather_entries(state, |k| self.state_dim(k))
+    }
+
+    /// Whole optimizer state (from a checkpoint) cut to this rank's slices.
+    pub fn slice_state(&self, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        self.slice_entries(state, |k| self.state_dim(k))
+    }
+
+    /// Tensors named as the model's variables (the moving average) made whole.
+    pub fn gather_named(&self, named: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+        self.gather_entries(named, |n| self.var_dim(n))
+    }
+
+    /// Whole tensors named as the model's variables cut to this rank's slices.
+    pub fn slice_named(&self, named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+        self.slice_entries(named, |n| self.var_dim(n))
+    }
+
+    /// The squared gradient norm of `params` (named `names`) over the group: split gradients'
+    /// squares summed over its ranks, replicated ones counted once.
+    pub fn grad_sq(&self, names: &[String], params: &[Tensor]) -> Result<f64> {
         let (mut split, mut whole) = (Vec::new(), Vec::new());
         for (n, p) in names.iter().zip(params) {
             if split_dim(n).is_some() {
@@ -257,7 +284,18 @@ impl<'m> TensorParallel<'m> {
         }
         let mut sq = Tensor::from_slice(&[crate::optimizer::grad_norm(split).powi(2)]);
         self.group.all_reduce(&mut sq, ReduceOp::Sum)?;
-        let norm = (sq.double_value(&[0]) + crate::optimizer::grad_norm(whole).powi(2)).sqrt();
+        Ok(sq.double_value(&[0]) + crate::optimizer::grad_norm(whole).powi(2))
+    }
+
+    /// The global gradient norm of the trainable `params` (named `names`), clipped to
+    /// `max_norm`.
+    pub fn clip_grad_norm(
+        &self,
+        names: &[String],
+        params: &[Tensor],
+        max_norm: f64,
+    ) -> Result<f64> {
+        let norm = self.grad_sq(names, params)?.sqrt();
         crate::optimizer::clip_to(params, norm, max_norm);
         Ok(norm)
     }

@@ -7,7 +7,9 @@
 //! before. In checkpoints every rank writes its own state as one shard (`optimizer-R-of-W`)
 //! and rank 0 an index of them, so no rank gathers another's; entries are found by name, so a
 //! run resumes on any number of ranks with or without sharding (`palisade checkpoint
-//! consolidate` merges the shards into one file).
+//! consolidate` merges the shards into one file). With `parallel.tp` each tensor-parallel
+//! position is its own ZeRO group over its slices; the first position writes the shards, their
+//! tensors gathered whole over the tensor-parallel group.
 
 use super::Mesh;
 use crate::error::{io_at, Result, TrainerError};
@@ -28,6 +30,9 @@ pub struct OptimizerShards {
     /// Split over several ranks: the same answer on every rank (a rank that owns everything,
     /// as rank 0 does when there is one parameter, still takes part in the collectives).
     sharded: bool,
+    /// Writes its shard in checkpoints: the first rank of each tensor-parallel group (the
+    /// others hold the same entries, gathered whole).
+    writes: bool,
     rank: usize,
     world: usize,
     bucket_bytes: usize,
@@ -81,6 +86,7 @@ impl OptimizerShards {
             params: trainable.iter().map(|(_, t)| t.shallow_clone()).collect(),
             owner,
             sharded,
+            writes: mesh.tp().is_none_or(|g| g.rank() == 0),
             rank,
             world,
             bucket_bytes,
@@ -180,7 +186,7 @@ impl OptimizerShards {
     }
 
     /// Prepares this step's optimizer state for a checkpoint. Unsharded, rank 0 returns it
-    /// whole (the others `None`). Sharded, every rank writes its own entries (`mine`) as a shard
+    /// whole (the others `None`). Sharded, every rank (of the first tensor-parallel position) writes its own entries (`mine`) as a shard
     /// under `staging` and tells rank 0 their names, which returns the shards and their index:
     /// no rank ever holds another's state.
     pub fn save_state(
@@ -193,6 +199,10 @@ impl OptimizerShards {
             return Ok((self.rank == 0).then(|| SavedState::Whole(mine())));
         }
         let mine = mine();
+        // A data-parallel group is one tensor-parallel position: it writes, or none of it does.
+        if !self.writes {
+            return Ok(None);
+        }
         std::fs::create_dir_all(staging).map_err(io_at(staging))?;
         let file = shard_name(self.rank, self.world);
         palisade_model::weights::write_atomic(&mine, &staging.join(&file))?;
