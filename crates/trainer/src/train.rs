@@ -252,14 +252,14 @@ pub(crate) fn train_on(
     if let Some((dir, state)) = &resume_from {
         let mut state_tensors = shards.read_owned_state(dir)?;
         if let Some(tp) = &tp {
-            state_tensors = tp.slice_state(state_tensors);
+            state_tensors = tp.slice_state(state_tensors, dir)?;
         }
         opt.load_state(state_tensors, state.step, &dir.join(OPTIMIZER_FILE))?;
         if let Some(e) = ema.as_mut() {
             let p = dir.join(EMA_FILE);
             let mut shadow = weights::read(&p)?;
             if let Some(tp) = &tp {
-                shadow = tp.slice_named(shadow);
+                shadow = tp.slice_named(shadow, &p)?;
             }
             e.load(shadow, &p)?;
         }

@@ -101,6 +101,48 @@ fn tensor_parallel_ranks_match_one_process() {
         assert!(run.join("report/eval.json").exists());
     }
     assert_ends_as(&one, &resumed, "tp 2 resumed on one process");
+    // A checkpoint tensor that is not the whole of its slices is refused naming it and both
+    // shapes, before any step.
+    let bad = d.join("run-bad-state");
+    copy_dir(&resumed, &bad);
+    for later in ["step-00000004", "step-00000006"] {
+        std::fs::remove_dir_all(bad.join("checkpoints").join(later)).unwrap();
+    }
+    let opt = bad.join("checkpoints/step-00000003/optimizer.safetensors");
+    let key = "exp_avg.vision_model.encoder.layers.0.self_attn.q_proj.weight";
+    let state: Vec<(String, tch::Tensor)> = read_tensors(&opt)
+        .into_iter()
+        .map(|(k, t)| {
+            let t = if k == key {
+                t.narrow(0, 0, t.size()[0] - 2)
+            } else {
+                t
+            };
+            (k, t)
+        })
+        .collect();
+    tch::Tensor::write_safetensors(&state, &opt).unwrap();
+    let mut cmd = mpirun(2);
+    cmd.arg(env!("CARGO_BIN_EXE_palisade"))
+        .current_dir(d)
+        .args(["train", cfg, "--run-dir", bad.to_str().unwrap(), "--resume"])
+        .args(common)
+        .args(["--set", "parallel.tp=2"]);
+    let out = cmd.output().expect("mpirun runs");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    for w in [
+        key,
+        "shape [30, 32]",
+        "the model's is [32, 32]",
+        "parallel.tp: 2",
+    ] {
+        assert!(said.contains(w), "wants {w:?} in {said}");
+    }
+    assert!(
+        !bad.join("checkpoints/step-00000004").exists(),
+        "no step taken"
+    );
     for (run, label) in [
         (&zero_run, "dp 2 x tp 2, sharded optimizer, EMA"),
         (&zero_resumed, "the same resumed on one process"),

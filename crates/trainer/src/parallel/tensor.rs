@@ -15,6 +15,7 @@
 use super::Mesh;
 use crate::error::{Result, TrainerError};
 use palisade_sharding::{broadcast_bucketed, ProcessGroup, ReduceOp};
+use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
 /// Which dimension of variable `name` is split over the group (None: replicated): the SigLIP
@@ -207,9 +208,15 @@ impl<'m> TensorParallel<'m> {
         })?
     }
 
+    /// The split variable `name`: its split dimension and this rank's slice shape.
+    fn split_of(&self, name: &str) -> Option<(i64, Vec<i64>)> {
+        let s = self.splits.iter().find(|s| s.name == name)?;
+        Some((s.dim, s.var.size()))
+    }
+
     /// The split dimension of variable `name` (None: replicated or not a variable).
     fn var_dim(&self, name: &str) -> Option<i64> {
-        self.splits.iter().find(|s| s.name == name).map(|s| s.dim)
+        self.split_of(name).map(|(d, _)| d)
     }
 
     /// The split dimension of optimizer state entry `key` (`exp_avg.NAME`, `master.NAME`).
@@ -233,20 +240,35 @@ impl<'m> TensorParallel<'m> {
             .collect()
     }
 
-    /// Whole `entries` cut to this rank's slices (dimension from `dim_of`).
+    /// Whole `entries` (from the checkpoint `origin`) cut to this rank's slices (dimension from
+    /// `dim_of`); an entry that is not the whole of its variable's slices is refused, naming it
+    /// and both shapes.
     fn slice_entries(
         &self,
         entries: Vec<(String, Tensor)>,
-        dim_of: impl Fn(&str) -> Option<i64>,
-    ) -> Vec<(String, Tensor)> {
+        origin: &Path,
+        dim_of: impl Fn(&str) -> Option<(i64, Vec<i64>)>,
+    ) -> Result<Vec<(String, Tensor)>> {
+        let t = self.group.world_size() as i64;
         entries
             .into_iter()
-            .map(|(k, t)| match dim_of(&k) {
-                Some(dim) => {
-                    let part = self.slice(&t, dim);
-                    (k, part)
+            .map(|(k, x)| match dim_of(&k) {
+                Some((dim, mut whole)) => {
+                    whole[dim as usize] *= t;
+                    if x.size() != whole {
+                        return Err(TrainerError::Checkpoint {
+                            path: origin.to_path_buf(),
+                            msg: format!(
+                                "tensor {k}: shape {:?}, but the model's is {whole:?} \
+                                 (parallel.tp: {t} slices of dimension {dim})",
+                                x.size()
+                            ),
+                        });
+                    }
+                    let part = self.slice(&x, dim);
+                    Ok((k, part))
                 }
-                None => (k, t),
+                None => Ok((k, x)),
             })
             .collect()
     }
@@ -256,9 +278,13 @@ impl<'m> TensorParallel<'m> {
         self.gather_entries(state, |k| self.state_dim(k))
     }
 
-    /// Whole optimizer state (from a checkpoint) cut to this rank's slices.
-    pub fn slice_state(&self, state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-        self.slice_entries(state, |k| self.state_dim(k))
+    /// Whole optimizer state (from the checkpoint `origin`) cut to this rank's slices.
+    pub fn slice_state(
+        &self,
+        state: Vec<(String, Tensor)>,
+        origin: &Path,
+    ) -> Result<Vec<(String, Tensor)>> {
+        self.slice_entries(state, origin, |k| self.split_of(k.split_once('.')?.1))
     }
 
     /// Tensors named as the model's variables (the moving average) made whole.
@@ -266,9 +292,13 @@ impl<'m> TensorParallel<'m> {
         self.gather_entries(named, |n| self.var_dim(n))
     }
 
-    /// Whole tensors named as the model's variables cut to this rank's slices.
-    pub fn slice_named(&self, named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
-        self.slice_entries(named, |n| self.var_dim(n))
+    /// Whole tensors named as the model's variables (from `origin`) cut to this rank's slices.
+    pub fn slice_named(
+        &self,
+        named: Vec<(String, Tensor)>,
+        origin: &Path,
+    ) -> Result<Vec<(String, Tensor)>> {
+        self.slice_entries(named, origin, |n| self.split_of(n))
     }
 
     /// The squared gradient norm of `params` (named `names`) over the group: split gradients'
