@@ -13,9 +13,10 @@
 //! The sums are autograd functions written in C++ (cpp/tensor_parallel.cpp), since tch has
 //! no custom autograd functions; they call back into Rust for the collective.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::Once;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, Once};
 use tch::{nn, Tensor};
 
 /// The tensor-parallel group as the model sees it: its size, this rank's place, an in-place
@@ -32,69 +33,113 @@ pub trait TpComm {
 }
 
 extern "C" {
-    fn palisade_tp_set_sum(f: extern "C" fn(*mut c_void) -> bool);
-    fn palisade_tp_apply(x: *const c_void, which: i32, out: *mut *mut c_void) -> *mut c_char;
+    fn palisade_tp_set_sum(f: extern "C" fn(*mut c_void, i64) -> i32);
+    fn palisade_tp_apply(
+        x: *const c_void,
+        which: i32,
+        scope: i64,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
     fn palisade_free_error(e: *mut c_char);
 }
 
+/// A running scope's group (its lifetime erased: valid while the scope runs) and the first
+/// collective failure inside it.
+struct Live {
+    comm: *const dyn TpComm,
+    failed: Option<String>,
+}
+
+// SAFETY: the group is used from another thread only by backward, while the scope's own
+// thread waits for that backward to finish (CUDA's autograd threads), never at once.
+unsafe impl Send for Live {}
+
+/// The running scopes by id: reachable from any thread, so that a backward the autograd
+/// engine runs on its own thread (CUDA) still sums over the group its forward was made in.
+static LIVE: Mutex<Vec<(i64, Live)>> = Mutex::new(Vec::new());
+static NEXT_SCOPE: AtomicI64 = AtomicI64::new(1);
+
 thread_local! {
-    /// The installed group. Per thread: on the CPU autograd runs backward on the thread that
-    /// called it (on CUDA it has its own threads, which tensor parallelism does not cover yet).
-    static ACTIVE: Cell<Option<*const dyn TpComm>> = const { Cell::new(None) };
-    /// The first collective failure inside the scope, reported when it ends.
-    static FAILED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The scope this thread runs in, for forward (size, rank, gathers, the id each
+    /// autograd function keeps).
+    static ACTIVE: Cell<Option<(i64, *const dyn TpComm)>> = const { Cell::new(None) };
 }
 static CALLBACK: Once = Once::new();
 
-extern "C" fn sum_callback(t: *mut c_void) -> bool {
+fn live() -> std::sync::MutexGuard<'static, Vec<(i64, Live)>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The group of running scope `id`, if it is still running.
+fn comm_of(id: i64) -> Option<*const dyn TpComm> {
+    live().iter().find(|(i, _)| *i == id).map(|(_, l)| l.comm)
+}
+
+extern "C" fn sum_callback(t: *mut c_void, scope: i64) -> i32 {
+    let Some(comm) = comm_of(scope) else {
+        return 2;
+    };
     let run = || -> Result<(), String> {
-        let comm = ACTIVE
-            .get()
-            .ok_or("a tensor-parallel sum ran outside its training step's thread and scope")?;
         // SAFETY: the shim passes a live at::Tensor; clone_from_ptr takes a new handle to it.
         let mut t = unsafe { Tensor::clone_from_ptr(t.cast()) };
-        // SAFETY: ACTIVE holds the scope's borrowed group only while the scope runs.
+        // SAFETY: the scope is running (found above), and it cannot end while its own
+        // forward or backward is inside this call.
         unsafe { &*comm }.sum_(&mut t)
     };
-    match std::panic::catch_unwind(run) {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => record(e),
-        Err(_) => record("a tensor-parallel sum panicked".into()),
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            record(scope, e);
+            1
+        }
+        Err(_) => {
+            record(scope, "a tensor-parallel sum panicked".into());
+            1
+        }
     }
 }
 
-fn record(e: String) -> bool {
-    FAILED.with_borrow_mut(|f| {
-        f.get_or_insert(e);
-    });
-    false
+/// Keeps the first failure of scope `id` for its end.
+fn record(id: i64, e: String) {
+    if let Some((_, l)) = live().iter_mut().find(|(i, _)| *i == id) {
+        l.failed.get_or_insert(e);
+    }
 }
 
-/// Clears the installed group when the scope ends, however it ends.
-struct Installed;
+/// Ends scope `id`: no thread reaches its group after this. Returns its first failure.
+fn end(id: i64) -> Option<String> {
+    ACTIVE.set(None);
+    let mut all = live();
+    let at = all.iter().position(|(i, _)| *i == id)?;
+    all.swap_remove(at).1.failed
+}
+
+/// Ends the scope however `f` ends, a panic included.
+struct Installed(i64);
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        ACTIVE.set(None);
+        end(self.0);
     }
 }
 
 /// Runs `f` with `comm` as the tensor-parallel group; the first failed collective inside it
-/// (forward or backward) comes back as the error. Scopes do not nest.
+/// (forward or backward, on any thread) comes back as the error. Scopes do not nest.
 pub fn scope<T>(comm: &dyn TpComm, f: impl FnOnce() -> T) -> Result<T, String> {
     // SAFETY: the callback is a plain extern "C" function; set once.
     CALLBACK.call_once(|| unsafe { palisade_tp_set_sum(sum_callback) });
     assert!(ACTIVE.get().is_none(), "tensor-parallel scopes do not nest");
-    // SAFETY (of the lifetime's erasure): `Installed` clears the pointer before this function
-    // returns, so nothing reads it after `comm`'s borrow ends.
+    // SAFETY (of the lifetime's erasure): `Installed` removes the pointer from ACTIVE and LIVE
+    // before this function returns, so nothing reads it after `comm`'s borrow ends.
     let erased: *const (dyn TpComm + '_) = comm;
-    ACTIVE.set(Some(unsafe {
-        std::mem::transmute::<*const (dyn TpComm + '_), *const dyn TpComm>(erased)
-    }));
-    let installed = Installed;
+    let comm: *const dyn TpComm =
+        unsafe { std::mem::transmute::<*const (dyn TpComm + '_), *const dyn TpComm>(erased) };
+    let id = NEXT_SCOPE.fetch_add(1, Ordering::Relaxed);
+    live().push((id, Live { comm, failed: None }));
+    ACTIVE.set(Some((id, comm)));
+    let _installed = Installed(id);
     let out = f();
-    drop(installed);
-    match FAILED.take() {
+    match end(id) {
         Some(e) => Err(e),
         None => Ok(out),
     }
@@ -103,30 +148,34 @@ pub fn scope<T>(comm: &dyn TpComm, f: impl FnOnce() -> T) -> Result<T, String> {
 /// The installed group's size (1 when none is).
 pub fn size() -> usize {
     // SAFETY: ACTIVE holds the scope's borrowed group only while the scope runs.
-    ACTIVE.get().map_or(1, |c| unsafe { &*c }.size())
+    ACTIVE.get().map_or(1, |(_, c)| unsafe { &*c }.size())
 }
 
 /// This rank's place in the installed group (0 when none is).
 pub fn rank() -> usize {
     // SAFETY: as in `size`.
-    ACTIVE.get().map_or(0, |c| unsafe { &*c }.rank())
+    ACTIVE.get().map_or(0, |(_, c)| unsafe { &*c }.rank())
 }
 
 /// Every rank's `t` concatenated along dimension 0 (not differentiable). A failure is kept
 /// for the scope's end, and `t` repeated stands in for the peers' parts meanwhile.
 fn gather(t: &Tensor) -> Tensor {
-    // SAFETY: as in `size`; only called inside a scope (size > 1).
-    let comm = unsafe { &*ACTIVE.get().expect("gather inside a tensor-parallel scope") };
+    let (id, comm) = ACTIVE.get().expect("gather inside a tensor-parallel scope");
+    // SAFETY: as in `size`.
+    let comm = unsafe { &*comm };
     comm.gather(&t.contiguous()).unwrap_or_else(|e| {
-        record(e);
+        record(id, e);
         Tensor::cat(&vec![t; comm.size()], 0)
     })
 }
 
 fn apply(x: &Tensor, which: i32) -> Tensor {
+    let (id, _) = ACTIVE
+        .get()
+        .expect("a tensor-parallel function inside a scope");
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: `x` is a live at::Tensor; on success the shim hands over a new heap at::Tensor.
-    let err = unsafe { palisade_tp_apply(x.as_ptr().cast(), which, &mut out) };
+    let err = unsafe { palisade_tp_apply(x.as_ptr().cast(), which, id, &mut out) };
     if !err.is_null() {
         // SAFETY: a strdup'd message, freed once here.
         let msg = unsafe { CStr::from_ptr(err) }
@@ -286,6 +335,23 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(exit(&plain)).unwrap(), vec![1.0, 1.0]);
     }
 
+    #[test]
+    fn a_backward_on_another_thread_sums_over_the_group_its_forward_was_made_in() {
+        // CUDA's autograd engine runs backward on its own device threads, which have no scope.
+        let x = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        scope(&Doubling, || {
+            let z = (enter(&x) * 3.0).sum(Kind::Float);
+            std::thread::spawn(move || z.backward()).join().unwrap();
+        })
+        .unwrap();
+        assert_eq!(Vec::<f32>::try_from(x.grad()).unwrap(), vec![6.0, 6.0]);
+        // A graph kept past its scope cannot reach the group: refused, not a dangling call.
+        let y = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+        let z = scope(&Doubling, || enter(&y).sum(Kind::Float)).unwrap();
+        let err = z.f_backward().unwrap_err().to_string();
+        assert!(err.contains("after its scope ended"), "{err}");
+    }
+
     struct Failing;
 
     impl TpComm for Failing {
@@ -307,6 +373,14 @@ mod tests {
     fn a_failed_sum_is_the_scopes_error() {
         let x = Tensor::ones([2], (Kind::Float, Device::Cpu));
         let err = scope(&Failing, || exit(&x)).unwrap_err();
+        assert_eq!(err, "rank 1 is gone");
+        // In backward, on another thread too.
+        let x = x.set_requires_grad(true);
+        let err = scope(&Failing, || {
+            let z = enter(&x).sum(Kind::Float);
+            std::thread::spawn(move || z.backward()).join().unwrap();
+        })
+        .unwrap_err();
         assert_eq!(err, "rank 1 is gone");
     }
 
