@@ -10,6 +10,11 @@
 //! the logits (never gathered whole), and decoding gathers the one position it chooses from
 //! with [`vocab_gather`].
 //!
+//! Sequence parallelism (Megatron's, for the SigLIP towers' blocks): where the installed group
+//! asks for it, [`sequence_region`] runs a stack's blocks on this rank's part of the sequence,
+//! so residuals and LayerNorms hold 1 / size of the tokens; [`enter`] and [`exit`] then gather
+//! and reduce-scatter along the sequence instead of the identity and the sum.
+//!
 //! The sums are autograd functions written in C++ (cpp/tensor_parallel.cpp), since tch has
 //! no custom autograd functions; they call back into Rust for the collective.
 
@@ -30,17 +35,50 @@ pub trait TpComm {
     fn sum_(&self, t: &mut Tensor) -> Result<(), String>;
     /// Every rank's `t` (same shape everywhere) concatenated along dimension 0 in rank order.
     fn gather(&self, t: &Tensor) -> Result<Tensor, String>;
+    /// Whether the blocks' sequences are split too (sequence parallelism, in training).
+    fn sequence_parallel(&self) -> bool {
+        false
+    }
 }
 
 extern "C" {
-    fn palisade_tp_set_sum(f: extern "C" fn(*mut c_void, i64) -> i32);
+    fn palisade_tp_set_op(f: extern "C" fn(i32, *const c_void, *mut *mut c_void, i64) -> i32);
     fn palisade_tp_apply(
         x: *const c_void,
-        which: i32,
+        fwd: i64,
+        bwd: i64,
         scope: i64,
         out: *mut *mut c_void,
     ) -> *mut c_char;
     fn palisade_free_error(e: *mut c_char);
+}
+
+/// The group operations the C++ functions run forward and backward (cpp/tensor_parallel.cpp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+enum Op {
+    Identity = 0,
+    Sum = 1,
+    /// Every rank's part concatenated along the sequence (dimension 1).
+    GatherSequence = 2,
+    /// Summed over the group, then this rank's part of the sequence.
+    SumScatterSequence = 3,
+    /// This rank's part of the sequence.
+    SliceSequence = 4,
+}
+
+impl Op {
+    fn from_code(code: i32) -> Option<Op> {
+        [
+            Op::Identity,
+            Op::Sum,
+            Op::GatherSequence,
+            Op::SumScatterSequence,
+            Op::SliceSequence,
+        ]
+        .into_iter()
+        .find(|o| *o as i32 == code)
+    }
 }
 
 /// A running scope's group (its lifetime erased: valid while the scope runs) and the first
@@ -55,7 +93,7 @@ struct Live {
 unsafe impl Send for Live {}
 
 /// The running scopes by id: reachable from any thread, so that a backward the autograd
-/// engine runs on its own thread (CUDA) still sums over the group its forward was made in.
+/// engine runs on its own thread (CUDA) still reaches the group its forward was made in.
 static LIVE: Mutex<Vec<(i64, Live)>> = Mutex::new(Vec::new());
 static NEXT_SCOPE: AtomicI64 = AtomicI64::new(1);
 
@@ -63,6 +101,8 @@ thread_local! {
     /// The scope this thread runs in, for forward (size, rank, gathers, the id each
     /// autograd function keeps).
     static ACTIVE: Cell<Option<(i64, *const dyn TpComm)>> = const { Cell::new(None) };
+    /// Inside a sequence-parallel region: activations hold this rank's part of the sequence.
+    static IN_REGION: Cell<bool> = const { Cell::new(false) };
 }
 static CALLBACK: Once = Once::new();
 
@@ -75,25 +115,61 @@ fn comm_of(id: i64) -> Option<*const dyn TpComm> {
     live().iter().find(|(i, _)| *i == id).map(|(_, l)| l.comm)
 }
 
-extern "C" fn sum_callback(t: *mut c_void, scope: i64) -> i32 {
+/// This rank's part of `x` along the sequence (dimension 1).
+fn sequence_part(x: &Tensor, comm: &dyn TpComm) -> Tensor {
+    let len = x.size()[1] / comm.size() as i64;
+    x.narrow(1, comm.rank() as i64 * len, len).contiguous()
+}
+
+/// `op` on `x` over `comm`, with a stand-in of the right shape when the collective fails.
+fn run_op(op: Op, x: &Tensor, comm: &dyn TpComm) -> (Tensor, Option<String>) {
+    let summed = |x: &Tensor| {
+        let mut t = x.contiguous().copy();
+        let failed = comm.sum_(&mut t).err();
+        (t, failed)
+    };
+    match op {
+        Op::Identity => (x.shallow_clone(), None),
+        Op::Sum => summed(x),
+        Op::GatherSequence => {
+            let moved = x.movedim(1, 0).contiguous();
+            match comm.gather(&moved) {
+                Ok(t) => (t.movedim(0, 1).contiguous(), None),
+                Err(e) => (x.repeat([1, comm.size() as i64, 1]), Some(e)),
+            }
+        }
+        Op::SumScatterSequence => {
+            let (t, failed) = summed(x);
+            (sequence_part(&t, comm), failed)
+        }
+        Op::SliceSequence => (sequence_part(x, comm), None),
+    }
+}
+
+extern "C" fn op_callback(code: i32, x: *const c_void, out: *mut *mut c_void, scope: i64) -> i32 {
     let Some(comm) = comm_of(scope) else {
         return 2;
     };
-    let run = || -> Result<(), String> {
+    let run = || {
+        let op = Op::from_code(code).expect("the shim passes the codes it was given");
         // SAFETY: the shim passes a live at::Tensor; clone_from_ptr takes a new handle to it.
-        let mut t = unsafe { Tensor::clone_from_ptr(t.cast()) };
+        let x = unsafe { Tensor::clone_from_ptr(x.cast_mut().cast()) };
         // SAFETY: the scope is running (found above), and it cannot end while its own
         // forward or backward is inside this call.
-        unsafe { &*comm }.sum_(&mut t)
+        run_op(op, &x, unsafe { &*comm })
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
+    let (t, failed) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(r) => r,
+        Err(_) => return 2,
+    };
+    // The shim takes ownership of the heap at::Tensor behind `t` (and deletes it).
+    let t = std::mem::ManuallyDrop::new(t);
+    // SAFETY: `out` is the shim's slot for the result.
+    unsafe { *out = t.as_ptr().cast_mut().cast() };
+    match failed {
+        None => 0,
+        Some(e) => {
             record(scope, e);
-            1
-        }
-        Err(_) => {
-            record(scope, "a tensor-parallel sum panicked".into());
             1
         }
     }
@@ -127,7 +203,7 @@ impl Drop for Installed {
 /// (forward or backward, on any thread) comes back as the error. Scopes do not nest.
 pub fn scope<T>(comm: &dyn TpComm, f: impl FnOnce() -> T) -> Result<T, String> {
     // SAFETY: the callback is a plain extern "C" function; set once.
-    CALLBACK.call_once(|| unsafe { palisade_tp_set_sum(sum_callback) });
+    CALLBACK.call_once(|| unsafe { palisade_tp_set_op(op_callback) });
     assert!(ACTIVE.get().is_none(), "tensor-parallel scopes do not nest");
     // SAFETY (of the lifetime's erasure): `Installed` removes the pointer from ACTIVE and LIVE
     // before this function returns, so nothing reads it after `comm`'s borrow ends.
@@ -145,37 +221,44 @@ pub fn scope<T>(comm: &dyn TpComm, f: impl FnOnce() -> T) -> Result<T, String> {
     }
 }
 
+/// The installed group, if any.
+fn active() -> Option<(i64, &'static dyn TpComm)> {
+    // SAFETY: ACTIVE holds the scope's borrowed group only while the scope runs, and the
+    // reference is not kept past the caller's use inside it.
+    ACTIVE.get().map(|(id, c)| (id, unsafe { &*c }))
+}
+
 /// The installed group's size (1 when none is).
 pub fn size() -> usize {
-    // SAFETY: ACTIVE holds the scope's borrowed group only while the scope runs.
-    ACTIVE.get().map_or(1, |(_, c)| unsafe { &*c }.size())
+    active().map_or(1, |(_, c)| c.size())
 }
 
 /// This rank's place in the installed group (0 when none is).
 pub fn rank() -> usize {
-    // SAFETY: as in `size`.
-    ACTIVE.get().map_or(0, |(_, c)| unsafe { &*c }.rank())
+    active().map_or(0, |(_, c)| c.rank())
+}
+
+/// Whether the installed group splits the blocks' sequences too (sequence parallelism).
+pub fn sequence_parallel() -> bool {
+    active().is_some_and(|(_, c)| c.size() > 1 && c.sequence_parallel())
 }
 
 /// Every rank's `t` concatenated along dimension 0 (not differentiable). A failure is kept
 /// for the scope's end, and `t` repeated stands in for the peers' parts meanwhile.
 fn gather(t: &Tensor) -> Tensor {
-    let (id, comm) = ACTIVE.get().expect("gather inside a tensor-parallel scope");
-    // SAFETY: as in `size`.
-    let comm = unsafe { &*comm };
+    let (id, comm) = active().expect("gather inside a tensor-parallel scope");
     comm.gather(&t.contiguous()).unwrap_or_else(|e| {
         record(id, e);
         Tensor::cat(&vec![t; comm.size()], 0)
     })
 }
 
-fn apply(x: &Tensor, which: i32) -> Tensor {
-    let (id, _) = ACTIVE
-        .get()
-        .expect("a tensor-parallel function inside a scope");
+/// `x` through a C++ autograd function running `fwd` forward and `bwd` backward.
+fn apply(x: &Tensor, fwd: Op, bwd: Op) -> Tensor {
+    let (id, _) = active().expect("a tensor-parallel function inside a scope");
     let mut out: *mut c_void = std::ptr::null_mut();
     // SAFETY: `x` is a live at::Tensor; on success the shim hands over a new heap at::Tensor.
-    let err = unsafe { palisade_tp_apply(x.as_ptr().cast(), which, id, &mut out) };
+    let err = unsafe { palisade_tp_apply(x.as_ptr().cast(), fwd as i64, bwd as i64, id, &mut out) };
     if !err.is_null() {
         // SAFETY: a strdup'd message, freed once here.
         let msg = unsafe { CStr::from_ptr(err) }
@@ -189,23 +272,63 @@ fn apply(x: &Tensor, which: i32) -> Tensor {
 }
 
 /// `x` on its way into column-parallel layers: the same forward, its gradient summed over
-/// the group in backward (each rank's slice contributes part of it).
+/// the group in backward (each rank's slice contributes part of it). In a sequence-parallel
+/// region the parts of the sequence are gathered first (backward: summed and scattered).
 pub fn enter(x: &Tensor) -> Tensor {
     if size() == 1 {
         x.shallow_clone()
+    } else if IN_REGION.get() {
+        apply(x, Op::GatherSequence, Op::SumScatterSequence)
     } else {
-        apply(x, 0)
+        apply(x, Op::Identity, Op::Sum)
     }
 }
 
 /// Partial sums out of a row-parallel layer, summed over the group; the gradient passes
-/// through unchanged.
+/// through unchanged. In a sequence-parallel region each rank keeps its part of the sum's
+/// sequence (backward: the gradient's parts gathered).
 pub fn exit(x: &Tensor) -> Tensor {
     if size() == 1 {
         x.shallow_clone()
+    } else if IN_REGION.get() {
+        apply(x, Op::SumScatterSequence, Op::GatherSequence)
     } else {
-        apply(x, 1)
+        apply(x, Op::Sum, Op::Identity)
     }
+}
+
+/// `blocks(x)` as a sequence-parallel region when `on` (see [`sequence_parallel`]; the
+/// caller keeps the answer so that a remat segment recomputes as it ran): `x` [B, N, W] enters
+/// as this rank's N / size tokens, the blocks run on them (their attention and MLP gather the
+/// whole sequence through [`enter`] and keep their part of it through [`exit`]), and the result
+/// leaves whole. `on` needs N to divide by the group's size.
+pub fn sequence_region(on: bool, x: &Tensor, blocks: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
+    if !on {
+        return blocks(x);
+    }
+    let n = x.size()[1];
+    assert!(
+        n % size() as i64 == 0,
+        "a sequence-parallel region of {n} tokens over {} ranks",
+        size()
+    );
+    let part = apply(x, Op::SliceSequence, Op::GatherSequence);
+    let y = in_region(true, || blocks(&part));
+    apply(&y, Op::GatherSequence, Op::SliceSequence)
+}
+
+/// `f` with its activations taken as parts of the sequence (`on`) or whole; what the caller
+/// was in is restored after, a panic included. For code that runs again outside its region:
+/// a remat segment's recomputation.
+pub fn in_region<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_REGION.set(self.0);
+        }
+    }
+    let _restore = Restore(IN_REGION.replace(on));
+    f()
 }
 
 /// A row-parallel linear layer: this rank's input columns times its slice of the weight,

@@ -63,6 +63,10 @@ pub struct ParallelSection {
     /// attention heads and MLP units); the data-parallel size is the world over this.
     #[serde(default = "default_tp")]
     pub tp: usize,
+    /// Sequence parallelism in training (Megatron's): the SigLIP towers' blocks (the ViT's in
+    /// PaLI too) run on 1 / tp of the tokens, gathered for attention and the MLP.
+    #[serde(default)]
+    pub sequence_parallel: bool,
 }
 
 impl Default for ParallelSection {
@@ -70,6 +74,7 @@ impl Default for ParallelSection {
         ParallelSection {
             shard: default_shard(),
             tp: default_tp(),
+            sequence_parallel: false,
         }
     }
 }
@@ -400,6 +405,13 @@ impl ExperimentConfig {
         if tp == 0 {
             return Err(
                 "key parallel.tp: 0; it counts ranks per tensor-parallel group, at least 1".into(),
+            );
+        }
+        if tp == 1 && self.parallel.sequence_parallel {
+            return Err(
+                "key parallel.sequence_parallel: true splits the tokens over the \
+                        tensor-parallel group, so it needs parallel.tp above 1"
+                    .into(),
             );
         }
         if tp > 1 && self.train.optimizer != "adamw" {

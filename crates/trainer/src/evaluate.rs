@@ -40,7 +40,7 @@ pub fn evaluate(
         let device = parse_device(&cfg.device, rank.local_rank)?;
         let model = kind.load(cfg, checkpoint, device)?;
         let bucket_bytes = (cfg.train.grad_bucket_mb * (1 << 20) as f64) as usize;
-        let evaluated = match TensorParallel::new(model.vs(), mesh, bucket_bytes)? {
+        let evaluated = match TensorParallel::new(model.vs(), mesh, bucket_bytes, false)? {
             Some(tp) => tp.during(|| model.evaluate(cfg, mesh, None, out))?,
             None => model.evaluate(cfg, mesh, None, out)?,
         };

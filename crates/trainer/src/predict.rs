@@ -42,7 +42,7 @@ pub fn predict(req: &PredictRequest) -> Result<Option<Predicted>> {
             )));
         }
         let mesh = mesh.with_tp(tp)?;
-        let split = TensorParallel::new(&model.vs, &mesh, BUCKET_BYTES)
+        let split = TensorParallel::new(&model.vs, &mesh, BUCKET_BYTES, false)
             .map_err(|e| context(e.to_string()))?
             .expect("a mesh of more than one rank has a tensor-parallel group");
         let out = split.during(|| Ok(predict_with(&model, req)?))?;

@@ -160,7 +160,13 @@ pub(crate) fn train_on(
         weights::load_into(model.vs(), &dir.join(WEIGHTS_FILE))?;
     }
     // With parallel.tp each rank keeps its slice of every block's heads and MLP units.
-    let tp = TensorParallel::new(model.vs(), mesh, bucket_bytes)?;
+    // With parallel.sequence_parallel the towers' blocks also keep 1 / tp of the tokens.
+    let tp = TensorParallel::new(
+        model.vs(),
+        mesh,
+        bucket_bytes,
+        cfg.parallel.sequence_parallel,
+    )?;
     if let Some(tp) = &tp {
         tracing::info!(
             "parallel.tp: {} ranks split {} tensors (rank {rank} is data-parallel rank {data_rank})",
@@ -295,9 +301,11 @@ pub(crate) fn train_on(
         // Gradients of this rank's share: train.accum_steps micro-batches, blocks checkpointed
         // per train.remat.
         let loss = match (&fsdp, &tp) {
-            (Some(f), Some(tp)) => f.during(|| tp.during(|| model.backward(&batch, mesh, plan)))?,
+            (Some(f), Some(tp)) => {
+                f.during(|| tp.training(|| model.backward(&batch, mesh, plan)))?
+            }
             (Some(f), None) => f.during(|| model.backward(&batch, mesh, plan))?,
-            (None, Some(tp)) => tp.during(|| model.backward(&batch, mesh, plan))?,
+            (None, Some(tp)) => tp.training(|| model.backward(&batch, mesh, plan))?,
             (None, None) => model.backward(&batch, mesh, plan)?,
         };
         // The preemption flag rides with the loss, so every rank stops after the same step.

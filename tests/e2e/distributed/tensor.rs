@@ -48,6 +48,20 @@ fn tensor_parallel_ranks_match_one_process() {
     for (w, tp) in runs {
         train(w, &run_dir(w, tp), &["--set", &format!("parallel.tp={tp}")]);
     }
+    // Sequence parallelism: both towers' blocks on 1 / tp of the tokens (4 image patches, 12
+    // text tokens), at tp 2, at dp 2 x tp 2 with each block recomputed in backward, and tp 4.
+    let sp = ["--set", "parallel.sequence_parallel=true"];
+    let sp_runs: [(usize, usize, &[&str]); 3] = [
+        (2, 2, &[]),
+        (4, 2, &["--set", "train.remat=blocks"]),
+        (4, 4, &[]),
+    ];
+    let sp_dir = |w: usize, tp: usize| d.join(format!("run-{w}-tp{tp}-sp"));
+    for (w, tp, more) in sp_runs {
+        let tp_set = format!("parallel.tp={tp}");
+        let args = [&sp[..], &["--set", &tp_set], more].concat();
+        train(w, &sp_dir(w, tp), &args);
+    }
     // Two tensor-parallel ranks stopped at step 3 (whole weights and optimizer state in the
     // checkpoint), resumed on one process.
     let resumed = d.join("run-tp2-resumed");
@@ -101,6 +115,10 @@ fn tensor_parallel_ranks_match_one_process() {
         assert!(run.join("report/eval.json").exists());
     }
     assert_ends_as(&one, &resumed, "tp 2 resumed on one process");
+    for (w, tp, more) in sp_runs {
+        let label = format!("{w} ranks, tp {tp}, sequence-parallel {more:?}");
+        assert_ends_as(&one, &sp_dir(w, tp), &label);
+    }
     // A checkpoint tensor that is not the whole of its slices is refused naming it and both
     // shapes, before any step.
     let bad = d.join("run-bad-state");
@@ -185,8 +203,9 @@ fn pali_tensor_parallel_ranks_match_one_process() {
     // tp 4 needs four ViT heads (mu has two; its T5 has four).
     let heads = [&vocab[..], &["--set", "model.vision.num_attention_heads=4"]].concat();
     let one_4 = train_into(d, cfg, "one-4-heads", &heads);
-    // Last, dp 2 x tp 2 fully sharded over the data-parallel ranks: each tensor-parallel
-    // position's block slices live on their owner and are gathered per remat segment.
+    // Then dp 2 x tp 2 fully sharded over the data-parallel ranks (each tensor-parallel
+    // position's block slices live on their owner and are gathered per remat segment), and
+    // tp 2 with the ViT's blocks sequence-parallel.
     let full: &[&str] = &[
         "--set",
         "parallel.shard=full",
@@ -200,6 +219,7 @@ fn pali_tensor_parallel_ranks_match_one_process() {
         (4, 2, &[]),
         (4, 4, &[]),
         (4, 2, full),
+        (2, 2, &["--set", "parallel.sequence_parallel=true"]),
     ] {
         let (one, extra): (&Path, &[&str]) = if tp == 4 {
             (&one_4, &heads)
@@ -208,7 +228,11 @@ fn pali_tensor_parallel_ranks_match_one_process() {
         };
         let run = d.join(format!(
             "tp{tp}-on-{w}{}",
-            if more.is_empty() { "" } else { "-full" }
+            if more.is_empty() {
+                String::new()
+            } else {
+                format!("-{}", more[1].replace('=', "-"))
+            }
         ));
         let mut cmd = mpirun_train(w, d, cfg, &run);
         cmd.args(["--set", &format!("parallel.tp={tp}")])

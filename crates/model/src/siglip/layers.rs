@@ -53,10 +53,11 @@ impl Attention {
     /// Attends `x` [B, N, W] to itself; `mask` is an additive or boolean mask broadcastable to
     /// [B, heads, N, N].
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        // Whole tokens after `enter` (in a sequence-parallel region it gathers them).
+        let x = tensor_parallel::enter(x);
         let (b, n, _) = x
             .size3()
             .expect("attention input is [batch, tokens, width]");
-        let x = tensor_parallel::enter(x);
         let split = |t: Tensor| t.view([b, n, -1, self.head_dim]).transpose(1, 2);
         let q = split(x.apply(&self.q_proj));
         let k = split(x.apply(&self.k_proj));
@@ -164,21 +165,28 @@ impl Encoder {
         &self.units
     }
 
-    /// Applies every block in order, as checkpointed segments inside a remat scope.
+    /// Applies every block in order, as checkpointed segments inside a remat scope, and as a
+    /// sequence-parallel region when the tensor-parallel group asks for one (each segment
+    /// recomputed in the region it ran in).
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
-        let mut h = x.shallow_clone();
-        let n = crate::remat::segment_len();
-        for (chunk, units) in self.layers.chunks(n).zip(self.units.chunks(n)) {
-            let mask = mask.map(Tensor::shallow_clone);
-            // SAFETY: the blocks are this model's, which outlives any training step's scope.
-            h = unsafe {
-                crate::remat::segment(chunk, units, &h, move |chunk, h| {
-                    chunk
-                        .iter()
-                        .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))
-                })
-            };
-        }
-        h
+        let sp = tensor_parallel::sequence_parallel();
+        tensor_parallel::sequence_region(sp, x, |x| {
+            let mut h = x.shallow_clone();
+            let n = crate::remat::segment_len();
+            for (chunk, units) in self.layers.chunks(n).zip(self.units.chunks(n)) {
+                let mask = mask.map(Tensor::shallow_clone);
+                // SAFETY: the blocks are this model's, which outlives any training step's scope.
+                h = unsafe {
+                    crate::remat::segment(chunk, units, &h, move |chunk, h| {
+                        tensor_parallel::in_region(sp, || {
+                            chunk
+                                .iter()
+                                .fold(h.shallow_clone(), |h, l| l.forward(&h, mask.as_ref()))
+                        })
+                    })
+                };
+            }
+            h
+        })
     }
 }

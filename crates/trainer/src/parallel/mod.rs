@@ -19,6 +19,7 @@ pub use fsdp::{clip_owned_grad_norm, FullShards};
 pub use mesh::{check_tp, Mesh};
 pub use ring_loss::{distributed_sigmoid_loss, sigmoid_loss};
 pub use tensor::{
-    check_tp_dims, first_undivided, pali_tp_dims, split_dim, vision_tp_dims, TensorParallel,
+    check_tp_dims, first_undivided, pali_tp_dims, split_dim, vision_tokens, vision_tp_dims,
+    TensorParallel,
 };
 pub use zero::{deal, OptimizerShards};

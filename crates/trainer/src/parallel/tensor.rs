@@ -14,7 +14,7 @@
 
 use super::Mesh;
 use crate::error::{Result, TrainerError};
-use palisade_sharding::{broadcast_bucketed, ProcessGroup, ReduceOp};
+use palisade_sharding::{all_reduce_bucketed, broadcast_bucketed, ProcessGroup, ReduceOp};
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
@@ -71,6 +71,15 @@ pub fn vision_tp_dims(v: &palisade_model::SiglipVisionConfig) -> [(&'static str,
     ]
 }
 
+/// The ViT's tokens per image, which sequence parallelism divides, for [`check_tp_dims`].
+pub fn vision_tokens(v: &palisade_model::SiglipVisionConfig) -> (&'static str, usize) {
+    let side = v.image_size / v.patch_size;
+    (
+        "the ViT's tokens per image ((image_size / patch_size)²)",
+        side * side,
+    )
+}
+
 /// Every dimension tensor parallelism divides in a PaLI model (ViT and T5), named by config key.
 pub fn pali_tp_dims(m: &palisade_model::pali::PaliConfig) -> Vec<(&'static str, usize)> {
     let t = &m.text_config;
@@ -104,16 +113,35 @@ struct Split {
     dim: i64,
 }
 
+/// Whether the replicated variable `name` is used inside a sequence-parallel region (the
+/// SigLIP towers' blocks: LayerNorms and the row-parallel outputs' biases), where each rank
+/// sees its part of the tokens and so holds part of its gradient.
+fn in_sequence_region(name: &str) -> bool {
+    name.contains("encoder.layers.") && split_dim(name).is_none()
+}
+
 /// The split variables of a model and the group they are split over.
 pub struct TensorParallel<'m> {
     group: &'m dyn ProcessGroup,
     splits: Vec<Split>,
+    /// Training splits the towers' sequences too (`parallel.sequence_parallel`).
+    sequence: bool,
+    /// The replicated variables whose gradients are summed over the group after a
+    /// sequence-parallel backward.
+    in_region: Vec<Tensor>,
+    bucket_bytes: usize,
 }
 
 impl<'m> TensorParallel<'m> {
     /// Splits `vs` over `mesh`'s tensor-parallel group (None without one): every rank first
-    /// takes rank 0's whole weights, then keeps its slice of each split variable.
-    pub fn new(vs: &nn::VarStore, mesh: &'m Mesh, bucket_bytes: usize) -> Result<Option<Self>> {
+    /// takes rank 0's whole weights, then keeps its slice of each split variable. With
+    /// `sequence`, training steps ([`TensorParallel::training`]) split the towers' tokens too.
+    pub fn new(
+        vs: &nn::VarStore,
+        mesh: &'m Mesh,
+        bucket_bytes: usize,
+        sequence: bool,
+    ) -> Result<Option<Self>> {
         let Some(group) = mesh.tp() else {
             return Ok(None);
         };
@@ -123,8 +151,12 @@ impl<'m> TensorParallel<'m> {
         broadcast_bucketed(mesh.world(), &mut all, 0, bucket_bytes)?;
         let t = group.world_size() as i64;
         let mut splits = Vec::new();
+        let mut in_region = Vec::new();
         for (name, var) in named {
             let Some(dim) = split_dim(&name) else {
+                if sequence && in_sequence_region(&name) && var.requires_grad() {
+                    in_region.push(var);
+                }
                 continue;
             };
             let n = var.size()[dim as usize];
@@ -144,7 +176,13 @@ impl<'m> TensorParallel<'m> {
             }
             splits.push(Split { name, var, dim });
         }
-        let tp = TensorParallel { group, splits };
+        let tp = TensorParallel {
+            group,
+            splits,
+            sequence,
+            in_region,
+            bucket_bytes,
+        };
         tp.slice_all();
         Ok(Some(tp))
     }
@@ -195,11 +233,37 @@ impl<'m> TensorParallel<'m> {
         Ok(())
     }
 
-    /// Runs `f` (a training step's forward and backward, or an evaluation) with the group
-    /// installed in the model's seams, on this rank's slices; a failed collective inside it is
-    /// the error.
+    /// Runs `f` (an evaluation, or a forward and backward without sequence parallelism) with
+    /// the group installed in the model's seams, on this rank's slices; a failed collective
+    /// inside it is the error.
     pub fn during<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let sum = Sum(self.group);
+        self.installed(false, f)
+    }
+
+    /// Runs `f` (a training step's forward and backward) as [`TensorParallel::during`] does,
+    /// the towers' blocks sequence-parallel if so configured; then sums the gradients the
+    /// ranks' parts of the sequence gave the replicated variables inside those blocks.
+    pub fn training<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let out = self.installed(self.sequence, f)?;
+        if self.sequence {
+            let mut grads: Vec<Tensor> = self
+                .in_region
+                .iter()
+                .map(Tensor::grad)
+                .filter(Tensor::defined)
+                .collect();
+            tch::no_grad(|| {
+                all_reduce_bucketed(self.group, &mut grads, ReduceOp::Sum, self.bucket_bytes)
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn installed<T>(&self, sequence: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let sum = Sum {
+            group: self.group,
+            sequence,
+        };
         palisade_model::tensor_parallel::scope(&sum, f).map_err(|msg| {
             TrainerError::Sharding(palisade_sharding::ShardingError::Collective {
                 op: "tensor-parallel all-reduce",
@@ -332,26 +396,33 @@ impl<'m> TensorParallel<'m> {
 }
 
 /// The group as the model's seams see it.
-struct Sum<'a>(&'a dyn ProcessGroup);
+struct Sum<'a> {
+    group: &'a dyn ProcessGroup,
+    sequence: bool,
+}
 
 impl palisade_model::tensor_parallel::TpComm for Sum<'_> {
+    fn sequence_parallel(&self) -> bool {
+        self.sequence
+    }
+
     fn size(&self) -> usize {
-        self.0.world_size()
+        self.group.world_size()
     }
 
     fn rank(&self) -> usize {
-        self.0.rank()
+        self.group.rank()
     }
 
     fn gather(&self, t: &Tensor) -> std::result::Result<Tensor, String> {
         let kind = t.kind();
-        let carry = if self.0.carries(kind) {
+        let carry = if self.group.carries(kind) {
             kind
         } else {
             Kind::Float
         };
         let whole = self
-            .0
+            .group
             .all_gather(&t.to_kind(carry))
             .map_err(|e| e.to_string())?;
         Ok(whole.to_kind(kind))
@@ -359,14 +430,14 @@ impl palisade_model::tensor_parallel::TpComm for Sum<'_> {
 
     fn sum_(&self, t: &mut Tensor) -> std::result::Result<(), String> {
         let kind = t.kind();
-        if self.0.carries(kind) {
+        if self.group.carries(kind) {
             return self
-                .0
+                .group
                 .all_reduce(t, ReduceOp::Sum)
                 .map_err(|e| e.to_string());
         }
         let mut wide = t.to_kind(Kind::Float);
-        self.0
+        self.group
             .all_reduce(&mut wide, ReduceOp::Sum)
             .map_err(|e| e.to_string())?;
         t.copy_(&wide);

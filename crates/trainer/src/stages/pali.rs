@@ -68,7 +68,11 @@ impl StageKind for Pali {
             .then(|| pali_config(cfg, 1).ok())
             .flatten();
         if let Some(m) = described {
-            crate::parallel::check_tp_dims(cfg.parallel.tp, &crate::parallel::pali_tp_dims(&m))?;
+            let mut dims = crate::parallel::pali_tp_dims(&m);
+            if cfg.parallel.sequence_parallel {
+                dims.push(crate::parallel::vision_tokens(&m.vision_config));
+            }
+            crate::parallel::check_tp_dims(cfg.parallel.tp, &dims)?;
         }
         if cfg.model.language.is_none() && cfg.model.init_language.is_none() {
             return Err(

@@ -77,10 +77,17 @@ impl StageKind for Siglip {
                 ("model.text num_attention_heads", t.num_attention_heads),
                 ("model.text intermediate_size", t.intermediate_size),
             ];
-            crate::parallel::check_tp_dims(
-                cfg.parallel.tp,
-                &[&crate::parallel::vision_tp_dims(v)[..], &text].concat(),
-            )?;
+            let mut dims = [&crate::parallel::vision_tp_dims(v)[..], &text].concat();
+            if cfg.parallel.sequence_parallel {
+                dims.extend([
+                    crate::parallel::vision_tokens(v),
+                    (
+                        "model.text max_len (the text tower's tokens)",
+                        t.max_position_embeddings,
+                    ),
+                ]);
+            }
+            crate::parallel::check_tp_dims(cfg.parallel.tp, &dims)?;
         }
         Ok(())
     }
