@@ -68,16 +68,18 @@ impl MetricsLog {
     }
 }
 
-/// Keeps only records with `step <= last` (rewritten through a temporary file).
+/// Keeps only records with `step <= last` (rewritten through a temporary file); a record a
+/// killed process left half-written (not JSON) is dropped too.
 fn truncate_after(path: &Path, last: u64) -> Result<()> {
     let f = File::open(path).map_err(io_at(path))?;
     let mut kept = String::new();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io_at(path))?;
-        let step = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| v["step"].as_u64());
-        if step.is_none_or(|s| s <= last) {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            tracing::warn!("{}: dropped a torn record: {line:?}", path.display());
+            continue;
+        };
+        if record["step"].as_u64().is_none_or(|s| s <= last) {
             kept.push_str(&line);
             kept.push('\n');
         }
@@ -99,6 +101,13 @@ mod tests {
         }
         m.flush().unwrap();
         drop(m);
+        // A kill -9 in the middle of a write leaves a torn last record.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.metrics())
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"{\"step\":4,\"train/lo").unwrap();
+        drop(f);
         let _m = MetricsLog::open(&run, Some(2)).unwrap();
         let text = std::fs::read_to_string(run.metrics()).unwrap();
         assert_eq!(text.lines().count(), 2);
