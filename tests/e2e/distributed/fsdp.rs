@@ -28,6 +28,16 @@ pub(crate) fn caption_config(d: &Path, train: &str) -> PathBuf {
     path
 }
 
+/// `parallel.shard: full` with the remat it needs and 2 micro-batches, as `--set` arguments.
+pub(crate) const FULL_WITH_REMAT: &[&str] = &[
+    "--set",
+    "parallel.shard=full",
+    "--set",
+    "train.remat=blocks",
+    "--set",
+    "train.accum_steps=2",
+];
+
 /// The caption task's metrics and the predicted examples of a run's report.
 pub(crate) fn report(
     run: &Path,
@@ -50,14 +60,7 @@ fn one_and_four(d: &Path, cfg: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     let one = train_into(d, cfg, "one", extra);
     let four = d.join("four");
     let mut cmd = mpirun_train(4, d, cfg, &four);
-    cmd.args(extra).args([
-        "--set",
-        "parallel.shard=full",
-        "--set",
-        "train.remat=blocks",
-        "--set",
-        "train.accum_steps=2",
-    ]);
+    cmd.args(extra).args(FULL_WITH_REMAT);
     cmd.env("RUST_LOG", "info");
     let out = super::ranks::run(cmd, "PaLI, parallel.shard: full on 4 ranks");
     let kept = kept_shares(&out);

@@ -206,14 +206,7 @@ fn pali_tensor_parallel_ranks_match_one_process() {
     // Then dp 2 x tp 2 fully sharded over the data-parallel ranks (each tensor-parallel
     // position's block slices live on their owner and are gathered per remat segment), and
     // tp 2 with the ViT's blocks sequence-parallel.
-    let full: &[&str] = &[
-        "--set",
-        "parallel.shard=full",
-        "--set",
-        "train.remat=blocks",
-        "--set",
-        "train.accum_steps=2",
-    ];
+    let full = super::fsdp::FULL_WITH_REMAT;
     for (w, tp, more) in [
         (2usize, 2usize, &[][..]),
         (4, 2, &[]),

@@ -186,7 +186,8 @@ impl OptimizerShards {
     }
 
     /// Prepares this step's optimizer state for a checkpoint. Unsharded, rank 0 returns it
-    /// whole (the others `None`). Sharded, every rank (of the first tensor-parallel position) writes its own entries (`mine`) as a shard
+    /// whole (the others `None`). Sharded, every rank (of the first tensor-parallel position)
+    /// writes its own entries (`mine`) as a shard
     /// under `staging` and tells rank 0 their names, which returns the shards and their index:
     /// no rank ever holds another's state.
     pub fn save_state(
